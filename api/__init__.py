@@ -1,0 +1,1 @@
+"""wzcredit api package."""

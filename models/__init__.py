@@ -1,0 +1,1 @@
+"""wzcredit models package."""

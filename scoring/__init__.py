@@ -1,0 +1,1 @@
+"""wzcredit scoring package."""

@@ -1,0 +1,3 @@
+"""wzcredit command line and entry points."""
+
+__version__ = "0.1.0"
