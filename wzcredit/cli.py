@@ -1,0 +1,201 @@
+"""The ``wzcredit`` command line.
+
+The CLI is an edge: it builds settings from options and the environment, configures logging
+and progress bars, calls package functions and prints their results. Domain errors become a
+one-line message naming the field and the rule, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from features.errors import FeatureError
+
+app = typer.Typer(
+    name="wzcredit",
+    help="温州三位一体信用评分与信易贷分析 / Wenzhou three-in-one credit scoring.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+DEFAULT_WAREHOUSE = Path("warehouse/wzcredit.duckdb")
+WarehouseOption = Annotated[
+    Path,
+    typer.Option(
+        "--warehouse",
+        envvar="WZCREDIT_WAREHOUSE",
+        help="DuckDB warehouse file (created if absent).",
+    ),
+]
+T = TypeVar("T")
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False,
+) -> None:
+    """Configure logging for every command (to stderr; never names or resident IDs)."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=False)],
+        force=True,
+    )
+
+
+def _run(action: Callable[[], T]) -> T:
+    """Run a command body, turning domain errors into a clear message and exit code 2."""
+    try:
+        return action()
+    except FeatureError as exc:
+        err.print(f"[bold red]error[/] {exc.field}: {exc.rule}: {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Progress]:
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet or not err.is_terminal,
+        transient=False,
+    )
+    with progress:
+        yield progress
+
+
+# --------------------------------------------------------------------------------------------
+@app.command()
+def ingest(
+    directory: Annotated[Path, typer.Argument(help="Delivery folder: one file per catalog table.")],
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    delivery_id: Annotated[str | None, typer.Option(help="Override delivery.json.")] = None,
+    delivered_on: Annotated[
+        str | None, typer.Option(help="Delivery date YYYY-MM-DD (default: delivery.json, today).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Validate a delivery against the catalog and load it; bad rows go to quarantine."""
+    from features.ingest import ingest_delivery, read_delivery  # noqa: PLC0415 - fast --help
+
+    def action() -> dict[str, Any]:
+        on = _parse_date("delivered_on", delivered_on)
+        from features.catalog import load_catalog  # noqa: PLC0415
+
+        catalog = load_catalog()
+        files = read_delivery(directory, catalog, delivery_id=delivery_id, delivered_on=on).files
+        with _progress(as_json) as progress:
+            task = progress.add_task("ingest", total=len(files))
+
+            def step(outcome: Any) -> None:
+                progress.update(task, advance=1, description=f"ingest {outcome.table}")
+
+            outcome = ingest_delivery(
+                directory,
+                warehouse,
+                catalog=catalog,
+                delivery_id=delivery_id,
+                delivered_on=on,
+                on_table=step,
+            )
+        return outcome.to_dict()
+
+    result = _run(action)
+    if as_json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        return
+    table = Table(title=f"delivery {result['delivery_id']} — {result['status']}")
+    for column in ("table", "department", "rows in", "accepted", "quarantined", "rules"):
+        table.add_column(
+            column, justify="right" if column in {"rows in", "accepted", "quarantined"} else "left"
+        )
+    for name, t in result["tables"].items():
+        rules = ", ".join(f"{k} {v}" for k, v in t["rules"].items())
+        table.add_row(
+            name,
+            t["department"],
+            f"{t['rows_in']:,}",
+            f"{t['accepted']:,}",
+            f"{t['quarantined']:,}",
+            rules,
+        )
+    out.print(table)
+
+
+@app.command()
+def quality(
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    delivery_id: Annotated[str | None, typer.Option(help="Only this delivery.")] = None,
+    output: Annotated[Path, typer.Option("--out", help="Where to write the JSON report.")] = Path(
+        "reports/quality.json"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
+) -> None:
+    """Data quality per table and department: completeness, validity, duplicates, orphans,
+    publication timeliness (working days, Chinese holidays)."""
+    from features.quality import quality_report  # noqa: PLC0415
+
+    report = _run(lambda: quality_report(warehouse, delivery_id=delivery_id))
+    data = report.to_dict()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+        return
+    table = Table(title=f"数据质量 data quality ({output})")
+    for column in (
+        "table",
+        "department",
+        "rows in",
+        "complete",
+        "valid",
+        "dup",
+        "orphan",
+        f"≤{report.working_day_limit} wd",
+    ):
+        table.add_column(column, justify="left" if column in {"table", "department"} else "right")
+    pct = lambda v: "—" if v is None else f"{v:.1%}"  # noqa: E731
+    for t in report.tables:
+        table.add_row(
+            t.table,
+            t.department,
+            f"{t.rows_in:,}",
+            pct(t.completeness),
+            pct(t.validity),
+            pct(t.duplicate_rate),
+            pct(t.orphan_rate),
+            pct(t.timeliness),
+        )
+    out.print(table)
+
+
+def _parse_date(name: str, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        err.print(f"[bold red]error[/] {name}: type: {value!r} is not a date YYYY-MM-DD")
+        raise typer.Exit(2) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
