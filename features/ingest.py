@@ -12,11 +12,6 @@ A delivery is a folder with one file per catalog table (``<table>.parquet`` or
 - re-ingesting a delivery already in the ledger adds nothing; the same id with different
   contents is refused.
 
-Examples
---------
->>> outcome = ingest_delivery(delivery_dir, ":memory:")  # doctest: +SKIP
->>> outcome.tables["entities"].quarantined  # doctest: +SKIP
-3
 """
 
 from __future__ import annotations
@@ -42,7 +37,7 @@ from features.area_codes import AreaCodeHistory, load_area_codes
 from features.catalog import Catalog, CatalogItem, load_catalog
 from features.errors import DeliveryConflictError, DeliveryError
 from features.validation import RowValidator, literal, quote
-from features.warehouse import connect, delivery_ingested, ensure_schema
+from features.warehouse import connect, delivery_ingested, ensure_schema, fetch_row
 
 logger = logging.getLogger(__name__)
 
@@ -409,10 +404,10 @@ def _ingest_table(
 
 
 def _counts(con: duckdb.DuckDBPyConnection, item: CatalogItem, delivery_id: str) -> tuple[int, int]:
-    rows_in = con.execute("SELECT count(*) FROM _stage").fetchone()
-    accepted = con.execute(
-        f"SELECT count(*) FROM main.{quote(item.table)} WHERE _delivery_id = ?", [delivery_id]
-    ).fetchone()
+    rows_in = fetch_row(con, "SELECT count(*) FROM _stage")
+    accepted = fetch_row(
+        con, f"SELECT count(*) FROM main.{quote(item.table)} WHERE _delivery_id = ?", [delivery_id]
+    )
     assert rows_in is not None
     assert accepted is not None
     return int(rows_in[0]), int(accepted[0])
@@ -422,10 +417,11 @@ def _repair_counts(con: duckdb.DuckDBPyConnection, repaired: dict[str, str]) -> 
     if not repaired:
         return {}
     sums = ", ".join(f"count_if({quote('_rep_' + n)})" for n in repaired)
-    row = con.execute(
+    row = fetch_row(
+        con,
         f"SELECT {sums} FROM _stage s WHERE s._error IS NULL "
-        "AND NOT EXISTS (SELECT 1 FROM _cross c WHERE c._row = s._row)"
-    ).fetchone()
+        "AND NOT EXISTS (SELECT 1 FROM _cross c WHERE c._row = s._row)",
+    )
     assert row is not None
     return {name: int(n) for name, n in zip(repaired, row, strict=True) if n}
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from features.catalog import Catalog, CatalogItem, load_catalog
 from features.validation import quote
-from features.warehouse import connect, ensure_schema
+from features.warehouse import connect, ensure_schema, fetch_row
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def _share(part: int, whole: int) -> float | None:
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> Any:
-    row = con.execute(sql, params).fetchone()
+    row = fetch_row(con, sql, params)
     return None if row is None else row[0]
 
 
@@ -148,9 +148,7 @@ def _table_quality(
     table = f"main.{quote(item.table)}"
     accepted_filter = "WHERE _delivery_id = ?" if delivery_id else ""
     counts = ", ".join(f"count({quote(c)})" for c in item.column_names)
-    row = con.execute(
-        f"SELECT count(*), {counts} FROM {table} {accepted_filter}", params
-    ).fetchone()
+    row = fetch_row(con, f"SELECT count(*), {counts} FROM {table} {accepted_filter}", params)
     assert row is not None
     accepted = int(row[0])
     per_column = (
@@ -193,9 +191,9 @@ def _timeliness(
     assert rule is not None
     decided, published = quote(rule.decision), quote(rule.publication)
     table = f"main.{quote(item.table)}"
-    span = con.execute(
-        f"SELECT min({decided}), max({published}) FROM {table} {accepted_filter}", params
-    ).fetchone()
+    span = fetch_row(
+        con, f"SELECT min({decided}), max({published}) FROM {table} {accepted_filter}", params
+    )
     if span is None or span[0] is None or span[1] is None or span[1] < span[0]:
         return None, 0, {}
     start, end = span

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import duckdb
+from duckdb.func import FunctionNullHandling, PythonUDFType
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -61,15 +63,6 @@ _LEDGER_DDL = (
 )
 
 
-def _arrow_udf(check: object) -> object:
-    """Wrap a vectorised identifier check as a DuckDB Arrow UDF (NULL in, NULL out)."""
-
-    def udf(values: pa.Array) -> pa.Array:
-        return check(values)  # type: ignore[operator]
-
-    return udf
-
-
 def _subject_id_errors(values: pa.Array) -> pa.Array:
     """A subject is a USCC or a resident ID: valid if either check passes.
 
@@ -82,6 +75,18 @@ def _subject_id_errors(values: pa.Array) -> pa.Array:
     either_valid = pc.or_(pc.is_null(as_uscc), pc.is_null(as_id))
     chosen = pc.if_else(looks_like_id, as_id, as_uscc)
     return pc.if_else(either_valid, pa.scalar(None, pa.string()), chosen)
+
+
+def fetch_row(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+) -> tuple[Any, ...] | None:
+    """The first row of a query, consuming the whole result.
+
+    DuckDB 2 keeps a result open after ``fetchone()``, which blocks ``register()`` and other
+    work on the connection; every single-row read goes through here instead.
+    """
+    rows = con.execute(sql, params or []).fetchall()
+    return tuple(rows[0]) if rows else None
 
 
 def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -99,7 +104,12 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
         ("wz_subject_id_error", _subject_id_errors),
     ):
         con.create_function(
-            name, _arrow_udf(fn), [varchar], varchar, type="arrow", null_handling="special"
+            name,
+            fn,
+            [varchar],
+            varchar,
+            type=PythonUDFType.ARROW,
+            null_handling=FunctionNullHandling.SPECIAL,
         )
     return con
 
@@ -146,9 +156,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
 
 def delivery_ingested(con: duckdb.DuckDBPyConnection, delivery_id: str) -> str | None:
     """The fingerprint recorded for ``delivery_id``, or None if it was never ingested."""
-    row = con.execute(
-        "SELECT fingerprint FROM deliveries WHERE delivery_id = ?", [delivery_id]
-    ).fetchone()
+    row = fetch_row(con, "SELECT fingerprint FROM deliveries WHERE delivery_id = ?", [delivery_id])
     return None if row is None else str(row[0])
 
 
@@ -156,6 +164,6 @@ def row_counts(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> dict[str, in
     """Rows per warehouse table, plus ``quarantine``."""
     counts = {}
     for table in [*catalog.tables, "quarantine"]:
-        result = con.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()
+        result = fetch_row(con, f"SELECT count(*) FROM {quote(table)}")
         counts[table] = int(result[0]) if result else 0
     return counts

@@ -172,7 +172,6 @@ def quality(
         f"≤{report.working_day_limit} wd",
     ):
         table.add_column(column, justify="left" if column in {"table", "department"} else "right")
-    pct = lambda v: "—" if v is None else f"{v:.1%}"  # noqa: E731
     for t in report.tables:
         table.add_row(
             t.table,
@@ -185,6 +184,11 @@ def quality(
             pct(t.timeliness),
         )
     out.print(table)
+
+
+def pct(value: float | None) -> str:
+    """A share as a percentage, or a dash when it does not apply."""
+    return "—" if value is None else f"{value:.1%}"
 
 
 def _parse_date(name: str, value: str | None) -> dt.date | None:

@@ -97,9 +97,7 @@ def write_delivery(
     directory.mkdir(parents=True, exist_ok=True)
     for table, rows in tables.items():
         columns = catalog.item(table).column_names
-        arrow = pa.table(
-            {c: pa.array([r.get(c) for r in rows], pa.string()) for c in columns}
-        )
+        arrow = pa.table({c: pa.array([r.get(c) for r in rows], pa.string()) for c in columns})
         if fmt == "csv":
             pacsv.write_csv(arrow, directory / f"{table}.csv")
         else:

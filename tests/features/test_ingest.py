@@ -164,7 +164,9 @@ def test_normalisation_repairs_codes_and_keeps_the_original(
     assert outcome.tables["admin_penalties"].repaired == {"uscc": 1}
     assert outcome.tables["persons"].repaired == {"district": 1}
     con = duckdb.connect(str(warehouse), read_only=True)
-    assert con.execute("SELECT count(*) FROM entities WHERE uscc = ?", [original]).fetchone() == (1,)
+    assert con.execute("SELECT count(*) FROM entities WHERE uscc = ?", [original]).fetchone() == (
+        1,
+    )
     district = con.execute(
         "SELECT district FROM persons WHERE resident_id = ?", [dongtou["resident_id"]]
     ).fetchone()
@@ -294,7 +296,7 @@ def test_a_killed_ingest_leaves_the_warehouse_as_it_was(
         ingest.ingest_delivery({str(delivery)!r}, {str(warehouse)!r})
         """
     )
-    result = subprocess.run(  # noqa: S603 - our own interpreter and script
+    result = subprocess.run(
         [sys.executable, "-c", script],
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
@@ -381,13 +383,17 @@ def test_warehouse_with_another_schema_is_refused(tmp_path: Path) -> None:
 
 def test_keys_stay_unique_in_the_warehouse(make_delivery: MakeDelivery, warehouse: Path) -> None:
     tables = base_tables()
-    tables["entities"] += [dict(tables["entities"][0]), entity(99, tables["persons"][0]["resident_id"])]
+    tables["entities"] += [
+        dict(tables["entities"][0]),
+        entity(99, tables["persons"][0]["resident_id"]),
+    ]
     ingest_delivery(make_delivery(tables, delivery_id="a"), warehouse)
     ingest_delivery(make_delivery(tables, delivery_id="b"), warehouse)
     con = duckdb.connect(str(warehouse), read_only=True)
     for item in load_catalog().items:
         key = ", ".join(f'"{k}"' for k in item.key)
         dupes = con.execute(
-            f'SELECT count(*) FROM (SELECT {key} FROM "{item.table}" GROUP BY ALL HAVING count(*) > 1)'
+            f'SELECT count(*) FROM (SELECT {key} FROM "{item.table}" '
+            "GROUP BY ALL HAVING count(*) > 1)"
         ).fetchone()
         assert dupes == (0,), item.table
