@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from duckdb.func import FunctionNullHandling, PythonUDFType
 import pyarrow as pa
 import pyarrow.compute as pc
+from duckdb.func import FunctionNullHandling, PythonUDFType
 
 from features.catalog import Catalog, CatalogItem
 from features.errors import CatalogError
