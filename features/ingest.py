@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from features.area_codes import AreaCodeHistory, load_area_codes
 from features.catalog import Catalog, CatalogItem, load_catalog
 from features.errors import DeliveryConflictError, DeliveryError
-from features.validation import RowValidator, literal, quote
+from features.validation import RowValidator, literal, quote, v_
 from features.warehouse import connect, delivery_ingested, ensure_schema, fetch_row
 
 logger = logging.getLogger(__name__)
@@ -295,17 +295,24 @@ def _source_sql(file: DeliveryFile, item: CatalogItem, view: str) -> str:
     )
 
 
-def _cross_row_sql(item: CatalogItem) -> str | None:
-    """SQL listing valid rows that break a rule across rows: duplicates and orphans."""
-    key = item.key
-    on_key = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in key)
-    label = ",".join(key)
+#: the rows of ``_stage`` not (yet) rejected
+_ACCEPTED = "NOT EXISTS (SELECT 1 FROM _rejected r WHERE r._row = s._row)"
+
+
+def _cross_row_sql(item: CatalogItem) -> str:
+    """SQL listing rows valid on their own that break a rule across rows.
+
+    A later row with the key of an earlier valid row is a ``duplicate``; a row whose key is
+    already in the warehouse is ``duplicate_existing``; a reference found in none of its
+    target tables is an ``orphan``. Reads ``_stage`` (typed ``v__`` columns) and skips rows
+    already in ``_rejected``.
+    """
+    keys = ", ".join(v_(k) for k in item.key)
+    on_key = " AND ".join(f"t.{quote(k)} = s.{v_(k)}" for k in item.key)
+    on_group = " AND ".join(f"d.{v_(k)} = s.{v_(k)}" for k in item.key)
+    label = ",".join(item.key)
     terms = [
-        (
-            f"row_number() OVER (PARTITION BY {', '.join(f's.{quote(k)}' for k in key)} "
-            "ORDER BY s._row) > 1",
-            f"{label}:duplicate",
-        ),
+        ("(d._first IS NOT NULL AND s._row > d._first)", f"{label}:duplicate"),
         (
             f"EXISTS (SELECT 1 FROM main.{quote(item.table)} t WHERE {on_key})",
             f"{label}:duplicate_existing",
@@ -313,15 +320,22 @@ def _cross_row_sql(item: CatalogItem) -> str | None:
     ]
     for column, refs in item.references().items():
         absent = " AND ".join(
-            f"NOT EXISTS (SELECT 1 FROM main.{quote(t)} r WHERE r.{quote(c)} = s.{quote(column)})"
+            f"NOT EXISTS (SELECT 1 FROM main.{quote(t)} r WHERE r.{quote(c)} = s.{v_(column)})"
             for t, c in refs
         )
-        terms.append((f"(s.{quote(column)} IS NOT NULL AND {absent})", f"{column}:orphan"))
+        terms.append((f"(s.{v_(column)} IS NOT NULL AND {absent})", f"{column}:orphan"))
     flags = ", ".join(f"{cond} AS _f{i}" for i, (cond, _) in enumerate(terms))
     pick = " ".join(f"WHEN _f{i} THEN {literal(lbl)}" for i, (_, lbl) in enumerate(terms))
+    # keys seen more than once among the valid rows, with the row that came first (a hash
+    # aggregate: much cheaper than a window sort when duplicates are rare)
+    repeated = (
+        f"SELECT {keys}, min(s._row) AS _first FROM _stage s WHERE {_ACCEPTED} "
+        f"GROUP BY ALL HAVING count(*) > 1"
+    )
     return (
-        f"SELECT _row, CASE {pick} END AS _error FROM "
-        f"(SELECT s._row, {flags} FROM _stage s WHERE s._error IS NULL) "
+        f"SELECT _row, CASE {pick} END AS _error, TRUE AS _cross FROM "
+        f"(SELECT s._row, {flags} FROM _stage s LEFT JOIN ({repeated}) d ON {on_group} "
+        f"WHERE {_ACCEPTED}) "
         f"WHERE {' OR '.join(f'_f{i}' for i in range(len(terms)))}"
     )
 
@@ -334,6 +348,13 @@ def _ingest_table(
     catalog: Catalog,
     area_codes: AreaCodeHistory,
 ) -> TableOutcome:
+    """Validate one delivered table and load it, inside the caller's transaction.
+
+    ``_stage`` materialises every row once with its typed values and check inputs (see
+    `ColumnSql`); ``_rejected`` lists the rows that fail a row rule or a cross-row rule;
+    everything else is accepted. Quarantined rows are read again from the delivered file,
+    so that they are kept exactly as delivered.
+    """
     view = f"_delivered_{item.table}"
     if file.arrow is not None:
         con.register(view, file.arrow)
@@ -341,32 +362,33 @@ def _ingest_table(
         item, file.input_types, delivery.delivered_on, catalog.min_date, area_codes
     )
     source = _source_sql(file, item, view)
-    repaired = validator.repaired_sql()
-    repair_cols = "".join(f", {sql} AS {quote('_rep_' + name)}" for name, sql in repaired.items())
-    con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _cross")
+    con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _rejected")
+    con.execute(f"CREATE TEMP TABLE _stage AS {validator.stage_sql(source)}")
     con.execute(
-        f"CREATE TEMP TABLE _stage AS SELECT _row, {', '.join(validator.values_sql())}, "
-        f"{validator.first_error_sql()} AS _error{repair_cols} FROM ({source}) src"
+        "CREATE TEMP TABLE _rejected AS SELECT _row, _error, FALSE AS _cross FROM "
+        f"(SELECT _row, {validator.first_error_sql()} AS _error FROM _stage) "
+        "WHERE _error IS NOT NULL"
     )
-    con.execute(f"CREATE TEMP TABLE _cross AS {_cross_row_sql(item)}")
+    con.execute(f"INSERT INTO _rejected {_cross_row_sql(item)}")
 
-    columns = ", ".join(quote(c) for c in item.column_names)
     did = literal(delivery.delivery_id)
     con.execute(
-        f"INSERT INTO main.{quote(item.table)} SELECT {columns}, {did}, _row FROM _stage s "
-        "WHERE s._error IS NULL AND NOT EXISTS (SELECT 1 FROM _cross c WHERE c._row = s._row)"
+        f"INSERT INTO main.{quote(item.table)} "
+        f"SELECT {', '.join(validator.values_sql())}, {did}, _row FROM _stage s WHERE {_ACCEPTED}"
     )
-    original = ", ".join(f"{quote(c)} := src.{quote(c)}" for c in item.column_names)
+    original = ", ".join(f"{quote(c)} := d.{quote(c)}" for c in item.column_names)
     con.execute(
         f"""INSERT INTO quarantine
-        SELECT {did}, {literal(item.table)}, q._row, split_part(q._error, ':', 1),
-               split_part(q._error, ':', 2),
-               CASE WHEN q._cross THEN [q._error] ELSE {validator.all_errors_sql()} END,
+        SELECT {did}, {literal(item.table)}, r._row, split_part(r._error, ':', 1),
+               split_part(r._error, ':', 2),
+               CASE WHEN r._cross THEN [r._error] ELSE {validator.all_errors_sql()} END,
                to_json(struct_pack({original})), now()
-        FROM (SELECT _row, _error, FALSE AS _cross FROM _stage WHERE _error IS NOT NULL
-              UNION ALL SELECT _row, _error, TRUE FROM _cross) q
-        JOIN ({source}) src ON src._row = q._row"""
+        FROM _rejected r JOIN _stage s ON s._row = r._row
+        JOIN (SELECT * FROM ({source}) WHERE _row IN (SELECT _row FROM _rejected)) d
+          ON d._row = r._row"""
     )
+    if file.arrow is not None:
+        con.unregister(view)
     rows_in, accepted = _counts(con, item, delivery.delivery_id)
     rules = dict(
         con.execute(
@@ -380,7 +402,7 @@ def _ingest_table(
         raise AssertionError(
             f"{item.table}: {rows_in} rows in but {accepted} accepted + {quarantined} quarantined"
         )
-    repairs = _repair_counts(con, repaired)
+    repairs = _repair_counts(con, validator.repaired_sql())
     con.execute(
         "INSERT INTO delivery_tables VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
@@ -395,9 +417,7 @@ def _ingest_table(
             json.dumps(repairs, ensure_ascii=False),
         ],
     )
-    if file.arrow is not None:
-        con.unregister(view)
-    con.execute("DROP TABLE _stage; DROP TABLE _cross")
+    con.execute("DROP TABLE _stage; DROP TABLE _rejected")
     return TableOutcome(
         item.table, item.source, file.path.name, rows_in, accepted, quarantined, rules, repairs
     )
@@ -416,12 +436,8 @@ def _counts(con: duckdb.DuckDBPyConnection, item: CatalogItem, delivery_id: str)
 def _repair_counts(con: duckdb.DuckDBPyConnection, repaired: dict[str, str]) -> dict[str, int]:
     if not repaired:
         return {}
-    sums = ", ".join(f"count_if({quote('_rep_' + n)})" for n in repaired)
-    row = fetch_row(
-        con,
-        f"SELECT {sums} FROM _stage s WHERE s._error IS NULL "
-        "AND NOT EXISTS (SELECT 1 FROM _cross c WHERE c._row = s._row)",
-    )
+    sums = ", ".join(f"count_if({sql})" for sql in repaired.values())
+    row = fetch_row(con, f"SELECT {sums} FROM _stage s WHERE {_ACCEPTED}")
     assert row is not None
     return {name: int(n) for name, n in zip(repaired, row, strict=True) if n}
 

@@ -48,8 +48,8 @@ RULES: dict[str, str] = {
 #: GB 32100 position 2 under authority 9 (市场监管): entity kind → entity_type code.
 USCC_KIND_BY_ENTITY_TYPE = {"企业": "91", "个体工商户": "92", "农民专业合作社": "93"}
 
-_FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000\u00a0"
-_HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F)) + "  "
+#: characters that NFKC folding changes in codes: full-width ASCII forms and wide spaces
+_NEEDS_FOLDING = "[\uff01-\uff5e\u3000\u00a0]"
 _TRUE = ("true", "t", "1", "yes", "y", "是")
 _FALSE = ("false", "f", "0", "no", "n", "否")
 _TEXT_INPUT = {"VARCHAR"}
@@ -105,12 +105,53 @@ class Check:
 
 @dataclass(frozen=True)
 class ColumnSql:
-    """The expressions that read one delivered column."""
+    """The expressions that read one delivered column.
+
+    ``normalised`` reads the raw column (it is aliased ``n__<name>`` in an inner query);
+    everything else reads ``n__<name>`` and is materialised once per row in the stage table:
+    the typed ``value`` (``v__<name>``), whether a value was ``given`` (``g__<name>``, only
+    when a value can be given yet unreadable), the identifier ``udf_error`` (``e__<name>``)
+    and whether normalisation ``repaired`` the delivered value (``r__<name>``).
+    """
 
     name: str
-    normalised: str  # text after normalisation (NULL when empty); typed input passes through
-    value: str  # typed value, over the normalised text
-    repaired: str | None  # true when normalisation changed a given value
+    normalised: str
+    value: str
+    given: str | None = None
+    udf_error: str | None = None
+    repaired: str | None = None
+
+
+def n_(name: str) -> str:
+    """The normalised text of column ``name`` (inner query only)."""
+    return quote("n__" + name)
+
+
+def v_(name: str) -> str:
+    """The typed value of column ``name`` in the stage table."""
+    return quote("v__" + name)
+
+
+def g_(name: str) -> str:
+    """Whether column ``name`` was given a value, in the stage table."""
+    return quote("g__" + name)
+
+
+def e_(name: str) -> str:
+    """The failed identifier rule of column ``name`` (or NULL), in the stage table."""
+    return quote("e__" + name)
+
+
+def r_(name: str) -> str:
+    """Whether normalisation changed column ``name``'s delivered value, in the stage table."""
+    return quote("r__" + name)
+
+
+_UDF_BY_TYPE = {
+    "uscc": "wz_uscc_error",
+    "resident_id": "wz_resident_id_error",
+    "subject_id": "wz_subject_id_error",
+}
 
 
 class RowValidator:
@@ -149,27 +190,38 @@ class RowValidator:
     def _column_sql(self, name: str, spec: ColumnSpec) -> ColumnSql:
         raw = quote(name)
         input_type = self.input_types[name].upper()
-        is_text = input_type in _TEXT_INPUT
-        if not is_text and spec.type in {"integer", "decimal", "boolean", "date"}:
-            return ColumnSql(name, raw, self._typed_from_native(raw, spec, input_type), None)
-        text = raw if is_text else f"CAST({raw} AS VARCHAR)"
-        fold = f"translate({text}, {literal(_FULL_WIDTH)}, {literal(_HALF_WIDTH)})"
-        if spec.type in {"uscc", "resident_id", "subject_id"}:
+        if input_type not in _TEXT_INPUT and spec.type in {"integer", "decimal", "boolean", "date"}:
+            value = self._typed_from_native(n_(name), spec, input_type)
+            return ColumnSql(name, raw, value, given=f"({n_(name)} IS NOT NULL)")
+        text = raw if input_type in _TEXT_INPUT else f"CAST({raw} AS VARCHAR)"
+        # full-width forms and wide spaces are rare: only non-ASCII text (byte length differs
+        # from character length) is searched for them, and only matches are folded (NFKC)
+        fold = (
+            f"(CASE WHEN strlen({text}) <> length({text}) "
+            f"AND regexp_matches({text}, {literal(_NEEDS_FOLDING)}) "
+            f"THEN wz_fold({text}) ELSE {text} END)"
+        )
+        delivered = f"nullif(trim({text}), '')"
+        if spec.type in _UDF_BY_TYPE:
             normalised = f"nullif(upper(regexp_replace({fold}, '\\s+', '', 'g')), '')"
-        elif spec.type in {"code", "area_code"}:
+            udf_error = f"{_UDF_BY_TYPE[spec.type]}({n_(name)})"
+            repaired = f"({n_(name)} IS DISTINCT FROM {delivered})"
+            return ColumnSql(name, normalised, n_(name), None, udf_error, repaired)
+        if spec.type == "code":
             normalised = f"nullif(upper(trim({fold})), '')"
-        elif spec.type == "string":
-            normalised = f"nullif(trim({text}), '')"
-        else:
-            normalised = f"nullif(trim({fold}), '')"
-        repaired = None
-        if spec.type in {"uscc", "resident_id", "subject_id", "code"}:
-            repaired = f"({normalised} IS DISTINCT FROM nullif(trim({text}), ''))"
-        value = self._typed_from_text(normalised, spec)
+            repaired = f"({n_(name)} IS DISTINCT FROM {delivered})"
+            return ColumnSql(name, normalised, n_(name), repaired=repaired)
         if spec.type == "area_code":
-            value = self._current_district(normalised, spec)
-            repaired = f"({value} IS DISTINCT FROM nullif(trim({text}), ''))"
-        return ColumnSql(name, normalised, value, repaired)
+            normalised = f"nullif(upper(trim({fold})), '')"
+            value = self._current_district(n_(name), spec)
+            return ColumnSql(
+                name, normalised, value, repaired=f"({value} IS DISTINCT FROM {delivered})"
+            )
+        if spec.type == "string":
+            return ColumnSql(name, delivered, n_(name))
+        normalised = f"nullif(trim({fold}), '')"
+        value = self._typed_from_text(n_(name), spec)
+        return ColumnSql(name, normalised, value, given=f"({n_(name)} IS NOT NULL)")
 
     @staticmethod
     def _typed_from_native(raw: str, spec: ColumnSpec, input_type: str) -> str:
@@ -242,20 +294,16 @@ class RowValidator:
 
     def _column_checks(self, name: str, spec: ColumnSpec) -> list[Check]:
         sql = self.columns[name]
-        given, value = f"({sql.normalised} IS NOT NULL)", sql.value
+        value = v_(name)
+        given = g_(name) if sql.given is not None else f"({value} IS NOT NULL)"
         checks: list[Check] = []
         if spec.required:
             checks.append(Check(name, "required", f"NOT {given}"))
-        if spec.type in {"uscc", "resident_id", "subject_id"}:
-            fn = {
-                "uscc": "wz_uscc_error",
-                "resident_id": "wz_resident_id_error",
-                "subject_id": "wz_subject_id_error",
-            }[spec.type]
-            call = f"{fn}({sql.normalised})"
-            checks.append(Check(name, spec.type, f"{call} IS NOT NULL", rule_sql=call))
+        if sql.udf_error is not None:
+            checks.append(Check(name, spec.type, f"{e_(name)} IS NOT NULL", rule_sql=e_(name)))
             return checks
-        checks.append(Check(name, "type", f"{given} AND {value} IS NULL"))
+        if sql.given is not None:
+            checks.append(Check(name, "type", f"{given} AND {value} IS NULL"))
         if spec.codes is not None:
             checks.append(Check(name, "code", f"{value} NOT IN {_in_list(spec.codes)}"))
         if spec.min is not None:
@@ -278,7 +326,7 @@ class RowValidator:
         return checks
 
     def _item_check(self, rule: str, columns: tuple[str, ...]) -> Check:
-        a, b = (self.columns[c].value for c in columns)
+        a, b = (v_(c) for c in columns)
         if rule == "date_order":
             return Check(columns[1], rule, f"{b} < {a}")
         if rule == "uscc_entity_type":
@@ -324,9 +372,24 @@ class RowValidator:
         return "list_filter([" + ", ".join(cases) + "], lambda x: x IS NOT NULL)"
 
     def repaired_sql(self) -> dict[str, str]:
-        """Column → SQL true when normalisation changed (repaired) the delivered value."""
-        return {n: c.repaired for n, c in self.columns.items() if c.repaired is not None}
+        """Column → stage column that is true when normalisation repaired the value."""
+        return {n: r_(n) for n, c in self.columns.items() if c.repaired is not None}
 
     def values_sql(self) -> list[str]:
         """Typed, normalised value of every catalog column, aliased to the column name."""
-        return [f"{c.value} AS {quote(n)}" for n, c in self.columns.items()]
+        return [f"{v_(n)} AS {quote(n)}" for n in self.columns]
+
+    def stage_sql(self, source: str) -> str:
+        """One row per delivered row: ``_row`` and the stage columns of every column."""
+        inner = ", ".join(f"{c.normalised} AS {n_(n)}" for n, c in self.columns.items())
+        columns = []
+        for name, sql in self.columns.items():
+            columns.append(f"{sql.value} AS {v_(name)}")
+            for expr, alias in ((sql.given, g_), (sql.udf_error, e_), (sql.repaired, r_)):
+                if expr is not None:
+                    columns.append(f"{expr} AS {alias(name)}")
+        raw = ", ".join(quote(n) for n in self.columns)
+        return (
+            f"SELECT _row, {', '.join(columns)} FROM "
+            f"(SELECT _row, {raw}, {inner} FROM ({source}) delivered) normalised"
+        )

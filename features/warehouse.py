@@ -89,6 +89,11 @@ def fetch_row(
     return tuple(rows[0]) if rows else None
 
 
+def _nfkc(values: pa.Array) -> pa.Array:
+    """Unicode NFKC: full-width letters and digits become ASCII, wide spaces plain spaces."""
+    return pc.utf8_normalize(values, "NFKC")
+
+
 def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse (creating the file and parent folder if needed) with our UDFs.
 
@@ -102,6 +107,7 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
         ("wz_uscc_error", uscc_errors),
         ("wz_resident_id_error", resident_id_errors),
         ("wz_subject_id_error", _subject_id_errors),
+        ("wz_fold", _nfkc),
     ):
         con.create_function(
             name,
