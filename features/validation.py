@@ -202,14 +202,15 @@ class RowValidator:
             f"THEN wz_fold({text}) ELSE {text} END)"
         )
         delivered = f"nullif(trim({text}), '')"
+        as_sent = f"nullif({text}, '')"  # any change to this, stripped spaces too, is a repair
         if spec.type in _UDF_BY_TYPE:
             normalised = f"nullif(upper(regexp_replace({fold}, '\\s+', '', 'g')), '')"
             udf_error = f"{_UDF_BY_TYPE[spec.type]}({n_(name)})"
-            repaired = f"({n_(name)} IS DISTINCT FROM {delivered})"
+            repaired = f"({n_(name)} IS DISTINCT FROM {as_sent})"
             return ColumnSql(name, normalised, n_(name), None, udf_error, repaired)
         if spec.type == "code":
             normalised = f"nullif(upper(trim({fold})), '')"
-            repaired = f"({n_(name)} IS DISTINCT FROM {delivered})"
+            repaired = f"({n_(name)} IS DISTINCT FROM {as_sent})"
             return ColumnSql(name, normalised, n_(name), repaired=repaired)
         if spec.type == "area_code":
             normalised = f"nullif(upper(trim({fold})), '')"

@@ -1,0 +1,346 @@
+"""Latent creditworthiness, the Wenzhou credit cycle, distress and default.
+
+Every entity has, each month ``j``, a **distress score** ``s`` on the logit scale (higher is
+worse)::
+
+    s[i, j] = base[i] + young[i, j] + k_s·L_s[i]·stress[j] + k_c·L_c[i]·covid[j] + u[i, j]
+
+- ``base``: entity type, industry, district and size effects plus a persistent
+  entity-specific quality ``α ~ N(0, σ_α²)``;
+- ``young``: new entities are riskier, decaying over their first years;
+- ``stress``: the shared Wenzhou credit cycle — the tail of the 2011–2014 guarantee-chain
+  (担保链) crisis with a stress period around 2015–2016 — and ``covid``, the 2020 shock; each
+  entity loads on them by industry (manufacturing and construction on the credit stress,
+  catering, culture and transport on COVID) and district (guarantee-chain districts);
+- ``u``: an AR(1) path, ``u[j] = ρ·u[j-1] + σ·ε``.
+
+``s`` drives a **distress chain** like the PBOC overdue buckets: a current entity (stage 0)
+falls 1–30 days behind with the monthly hazard ``h = sigmoid(s)``; a delinquent entity rolls
+on to the next bucket (31–60, 61–90 days) with probability ``r_k = sigmoid(g_k + b·(s − s₀))``
+or cures back to current; rolling on from stage 3 is a **default** (91+ days past due), which
+is absorbing. Defaults are only allowed inside the delivered window (during the burn-in a
+stage-3 entity cures instead). Every observable table is a noisy, partial view of ``s`` and of
+the stage, and every default shows up in the records in its month (see ``pboc``,
+``private_lending`` and ``listings``).
+
+The **true 12-month default probability** at month ``j`` (``truth/``) propagates the chain
+12 months ahead from the entity's actual stage, with each month's hazard and roll rates
+averaged over the AR(1) forecast distribution of ``u`` (the probit approximation
+``E[sigmoid(m + σZ)] ≈ sigmoid(m / sqrt(1 + πσ²/8))``, a mean-field approximation of the exact
+conditional probability) and with the constant deregistration hazard as a competing risk.
+It is the model that drives the events, so its AUC is the ceiling any model can reach.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from features.synthetic.registry import DEREGISTRATION_PER_YEAR, Registry
+from features.synthetic.timeline import Timeline, stream
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+
+NOT_ACTIVE, DEFAULTED = -1, 4
+
+
+@dataclass(frozen=True)
+class LatentParameters:
+    """Parameters of the latent process (see the module docstring)."""
+
+    base_logit: float = -6.0
+    alpha_sd: float = 1.0
+    rho: float = 0.95
+    innovation_sd: float = 0.22
+    roll_logits: tuple[float, float, float] = (0.1, 1.0, 1.6)
+    roll_slope: float = 0.5
+    young_effect: float = 0.7
+    young_months: float = 30.0
+    stress_scale: float = 0.6
+    covid_scale: float = 0.8
+    #: by entity type: enterprise, individual business, cooperative
+    type_effect: tuple[float, float, float] = (0.0, 0.2, 0.15)
+    size_effect: float = -0.12
+
+
+#: Industry effects on the distress logit and loadings on the credit stress and COVID.
+_INDUSTRY_EFFECT = dict(
+    zip(
+        "ABCDEFGHIJKLMNOPQRST",
+        (
+            0.1,
+            0.2,
+            0.1,
+            -0.5,
+            0.3,
+            0.0,
+            0.1,
+            0.2,
+            -0.2,
+            -0.1,
+            0.3,
+            0.1,
+            -0.2,
+            -0.2,
+            0.0,
+            -0.2,
+            -0.3,
+            0.1,
+            0.0,
+            0.0,
+        ),
+        strict=True,
+    )
+)
+_STRESS_LOADING = dict(
+    zip(
+        "ABCDEFGHIJKLMNOPQRST",
+        (
+            0.4,
+            0.8,
+            1.0,
+            0.3,
+            1.0,
+            0.8,
+            0.6,
+            0.5,
+            0.4,
+            0.6,
+            1.0,
+            0.7,
+            0.4,
+            0.3,
+            0.4,
+            0.3,
+            0.3,
+            0.5,
+            0.3,
+            0.3,
+        ),
+        strict=True,
+    )
+)
+_COVID_LOADING = dict(
+    zip(
+        "ABCDEFGHIJKLMNOPQRST",
+        (
+            0.4,
+            0.4,
+            0.6,
+            0.2,
+            0.5,
+            0.7,
+            0.9,
+            1.3,
+            0.3,
+            0.3,
+            0.5,
+            0.6,
+            0.3,
+            0.3,
+            0.9,
+            0.8,
+            0.3,
+            1.0,
+            0.3,
+            0.3,
+        ),
+        strict=True,
+    )
+)
+#: District order as in ``names.DISTRICTS``: effect, stress loading multiplier (瑞安, 乐清 and
+#: 永嘉 carried most of the guarantee-chain crisis; mountain counties are poorer).
+_DISTRICT_EFFECT = (0.0, 0.0, 0.0, 0.05, 0.05, 0.05, 0.05, 0.15, 0.15, 0.0, 0.0, 0.05)
+_DISTRICT_STRESS = (1.0, 1.0, 1.0, 0.9, 1.2, 1.0, 1.0, 0.9, 0.9, 1.2, 1.25, 1.0)
+
+
+def credit_cycle(months_since_1970: npt.ArrayLike) -> tuple[Floats, Floats]:
+    """The shared Wenzhou cycle: (credit stress, COVID shock) for calendar months.
+
+    Credit stress is the 2011–2014 guarantee-chain crisis and a second stress period peaking
+    in mid-2015; the COVID shock starts in 2020-02 and fades over about a year.
+
+    Examples
+    --------
+    >>> stress, covid = credit_cycle([(2015 - 1970) * 12 + 6, (2018 - 1970) * 12])
+    >>> bool(stress[0] > 0.9 > 0.1 > stress[1]), covid.tolist()
+    (True, [0.0, 0.0])
+    """
+    m = np.asarray(months_since_1970, dtype=np.float64)
+    year = 1970.0 + m / 12.0
+    stress = np.exp(-(((year - 2015.5) / 0.9) ** 2)) + np.exp(-(((year - 2012.8) / 1.2) ** 2))
+    since = m - ((2020 - 1970) * 12 + 1)
+    covid = np.where(
+        since >= 0,
+        1.2 * np.exp(-np.maximum(since, 0) / 4.0) + 0.2 * np.exp(-np.maximum(since, 0) / 18.0),
+        0.0,
+    )
+    return stress, covid
+
+
+def _sigmoid(x: npt.NDArray[np.floating]) -> Floats:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+@dataclass(frozen=True)
+class Latent:
+    """The simulated latent paths of every entity on the timeline grid.
+
+    ``score`` is ``s`` (float32, N × months), ``stage`` the distress stage (int8: -1 not
+    registered, 0 current, 1–3 delinquent, 4 defaulted), ``default_month`` the grid index of
+    the default or -1.
+    """
+
+    timeline: Timeline
+    params: LatentParameters
+    score: npt.NDArray[np.float32]
+    stage: npt.NDArray[np.int8]
+    default_month: Ints
+    registered_month: Ints
+    deregistered_month: Ints
+    base: Floats
+    stress_loading: Floats
+    covid_loading: Floats
+    deregistration_hazard: Floats  # monthly
+
+    def deterministic(self, j: int) -> Floats:
+        """The known part of ``s`` in month ``j`` (everything except the AR(1) path)."""
+        p = self.params
+        stress, covid = credit_cycle(self.timeline.first + j)
+        age = np.maximum(j - self.registered_month, 0)
+        young = p.young_effect * np.exp(-age / p.young_months)
+        return (
+            self.base
+            + young
+            + p.stress_scale * self.stress_loading * float(stress)
+            + p.covid_scale * self.covid_loading * float(covid)
+        )
+
+    def active(self, j: int) -> npt.NDArray[np.bool_]:
+        """Registered and not yet deregistered in month ``j``."""
+        result: npt.NDArray[np.bool_] = (self.registered_month <= j) & (j < self.deregistered_month)
+        return result
+
+    def default_probability(self, j: int, rows: Ints) -> Floats:
+        """True probability that entities ``rows`` (current or delinquent at ``j``) default
+        within months ``j+1 … j+12`` (see the module docstring)."""
+        p = self.params
+        u = self.score[rows, j].astype(np.float64) - self.deterministic(j)[rows]
+        stage = self.stage[rows, j]
+        probs = [(stage == k).astype(np.float64) for k in range(4)]
+        survive = 1.0 - self.deregistration_hazard[rows]
+        alive = np.ones(rows.size)
+        total = np.zeros(rows.size)
+        variance = 0.0
+        for k in range(1, 13):
+            variance = p.rho**2 * variance + p.innovation_sd**2
+            mean = self.deterministic(j + k)[rows] + p.rho**k * u
+            hazard = _sigmoid(mean / np.sqrt(1.0 + np.pi * variance / 8.0))
+            shrink = np.sqrt(1.0 + np.pi * p.roll_slope**2 * variance / 8.0)
+            rolls = [
+                _sigmoid((g + p.roll_slope * (mean - p.base_logit)) / shrink) for g in p.roll_logits
+            ]
+            alive = alive * survive
+            total += alive * probs[3] * rolls[2]
+            probs = [
+                probs[0] * (1 - hazard)
+                + probs[1] * (1 - rolls[0])
+                + probs[2] * (1 - rolls[1])
+                + probs[3] * (1 - rolls[2]),
+                probs[0] * hazard,
+                probs[1] * rolls[0],
+                probs[2] * rolls[1],
+            ]
+        return total
+
+    def truth_batches(self, uscc: pa.Array, labels: pa.Array) -> Iterator[pa.RecordBatch]:
+        """One batch per delivered month: (uscc, month, default_probability)."""
+        t = self.timeline
+        for j in range(t.j_start, t.j_end + 1):
+            stage = self.stage[:, j]
+            rows = np.flatnonzero((stage >= 0) & (stage < DEFAULTED))
+            probability = self.default_probability(j, rows)
+            yield pa.record_batch(
+                [
+                    uscc.take(pa.array(rows)),
+                    labels.take(pa.array(np.full(rows.size, j, dtype=np.int64))),
+                    pa.array(probability.astype(np.float32)),
+                ],
+                names=["uscc", "month", "default_probability"],
+            )
+
+
+def simulate(
+    registry: Registry, timeline: Timeline, seed: int, params: LatentParameters | None = None
+) -> Latent:
+    """Simulate the latent score and the distress chain of every entity."""
+    p = params or LatentParameters()
+    rng = stream(seed, "latent")
+    n, months = registry.n, timeline.n_months
+    industries = np.array(list("ABCDEFGHIJKLMNOPQRST"))[registry.industry]
+    effect = np.vectorize(_INDUSTRY_EFFECT.__getitem__, otypes=[float])(industries)
+    stress_loading = np.vectorize(_STRESS_LOADING.__getitem__, otypes=[float])(industries)
+    stress_loading *= np.array(_DISTRICT_STRESS)[registry.district]
+    covid_loading = np.vectorize(_COVID_LOADING.__getitem__, otypes=[float])(industries)
+    log_capital = np.log(registry.capital)
+    size = (log_capital - log_capital.mean()) / max(float(log_capital.std()), 1e-9)
+    base = (
+        p.base_logit
+        + np.array(p.type_effect)[registry.entity_type]
+        + effect
+        + np.array(_DISTRICT_EFFECT)[registry.district]
+        + p.size_effect * size
+        + p.alpha_sd * rng.standard_normal(n)
+    )
+    registered_month = timeline.index_of(registry.registered_on)
+    deregistered_month = np.where(
+        np.isnat(registry.deregistered_on), months + 1, timeline.index_of(registry.deregistered_on)
+    )
+    hazard_year = np.array(DEREGISTRATION_PER_YEAR)[registry.entity_type]
+    latent = Latent(
+        timeline=timeline,
+        params=p,
+        score=np.empty((n, months), dtype=np.float32),
+        stage=np.empty((n, months), dtype=np.int8),
+        default_month=np.full(n, -1, dtype=np.int64),
+        registered_month=registered_month,
+        deregistered_month=deregistered_month,
+        base=base,
+        stress_loading=stress_loading,
+        covid_loading=covid_loading,
+        deregistration_hazard=1.0 - (1.0 - hazard_year) ** (1.0 / 12.0),
+    )
+    stationary_sd = p.innovation_sd / np.sqrt(1.0 - p.rho**2)
+    u = stationary_sd * rng.standard_normal(n)
+    stage = np.zeros(n, dtype=np.int8)
+    for j in range(months):
+        if j:
+            u = p.rho * u + p.innovation_sd * rng.standard_normal(n)
+        s = latent.deterministic(j) + u
+        active = latent.active(j)
+        draw = rng.random(n)
+        hazard = _sigmoid(s)
+        stage = np.where(active & (stage == NOT_ACTIVE), 0, stage).astype(np.int8)
+        new = stage.copy()
+        new[(stage == 0) & (draw < hazard)] = 1
+        for k, g in enumerate(p.roll_logits, start=1):
+            at_k = stage == k
+            roll = _sigmoid(g + p.roll_slope * (s - p.base_logit))
+            rolled = at_k & (draw < roll)
+            new[at_k & ~rolled] = 0
+            new[rolled] = k + 1
+        if j < timeline.j_start:
+            new[(stage == 3) & (new == DEFAULTED)] = 0  # no defaults during the burn-in
+        defaulted_now = (new == DEFAULTED) & (stage == 3) & active
+        latent.default_month[defaulted_now] = j
+        new[~active] = NOT_ACTIVE
+        new[active & (latent.default_month >= 0)] = DEFAULTED
+        stage = new
+        latent.score[:, j] = s
+        latent.stage[:, j] = stage
+    return latent
