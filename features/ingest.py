@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from features.area_codes import AreaCodeHistory, load_area_codes
 from features.catalog import Catalog, CatalogItem, load_catalog
 from features.errors import DeliveryConflictError, DeliveryError
+from features.files import file_sha256
 from features.validation import RowValidator, literal, quote, v_
 from features.warehouse import connect, delivery_ingested, ensure_schema, fetch_row
 
@@ -134,14 +135,6 @@ class DeliveryOutcome:
 # --------------------------------------------------------------------------------------------
 # Structure check (reads, never writes)
 # --------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _check_columns(item: CatalogItem, found: list[str], file_name: str) -> None:
     missing = [c for c in item.column_names if c not in found]
     unexpected = [c for c in found if c not in item.columns]
@@ -263,10 +256,10 @@ def read_delivery(
         if _FORMATS[path.suffix.lower()] == "csv":
             arrow = _read_csv(item, path)
             types = dict.fromkeys(item.column_names, "VARCHAR")
-            files.append(DeliveryFile(table, path, "csv", _sha256(path), types, arrow))
+            files.append(DeliveryFile(table, path, "csv", file_sha256(path), types, arrow))
         else:
             types = _parquet_types(item, path)
-            files.append(DeliveryFile(table, path, "parquet", _sha256(path), types))
+            files.append(DeliveryFile(table, path, "parquet", file_sha256(path), types))
 
     fingerprint = hashlib.sha256(
         "\n".join(f"{f.table}:{f.sha256}" for f in files).encode()

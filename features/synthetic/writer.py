@@ -8,7 +8,6 @@ the same seed gives byte-identical files. Large tables are streamed batch by bat
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+from features.files import file_sha256
 
 ROW_GROUP_SIZE = 1 << 20
 Progress = Callable[[str, int, int], None]
@@ -70,15 +71,6 @@ class TableWriter:
         self.close()
 
 
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_json(path: Path, content: Any) -> None:
     """Write JSON deterministically (sorted keys, UTF-8, trailing newline)."""
     text = json.dumps(content, ensure_ascii=False, indent=2, sort_keys=True)
@@ -88,7 +80,7 @@ def write_json(path: Path, content: Any) -> None:
 def checksums(out: Path, exclude: tuple[str, ...] = ("manifest.json",)) -> dict[str, str]:
     """SHA-256 of every file under ``out`` (relative POSIX paths), except ``exclude``."""
     return {
-        p.relative_to(out).as_posix(): sha256(p)
+        p.relative_to(out).as_posix(): file_sha256(p)
         for p in sorted(out.rglob("*"))
         if p.is_file() and p.relative_to(out).as_posix() not in exclude
     }
