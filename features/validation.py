@@ -208,8 +208,8 @@ class RowValidator:
             udf_error = f"{_UDF_BY_TYPE[spec.type]}({n_(name)})"
             repaired = f"({n_(name)} IS DISTINCT FROM {as_sent})"
             return ColumnSql(name, normalised, n_(name), None, udf_error, repaired)
-        if spec.type == "code":
-            normalised = f"nullif(upper(trim({fold})), '')"
+        if spec.type == "code":  # codes are case-sensitive ('admin_penalties', 'N'): no upper()
+            normalised = f"nullif(trim({fold}), '')"
             repaired = f"({n_(name)} IS DISTINCT FROM {as_sent})"
             return ColumnSql(name, normalised, n_(name), repaired=repaired)
         if spec.type == "area_code":
