@@ -4,7 +4,7 @@ VENV    := .venv
 PYTHON  := $(VENV)/bin/python
 UV      := $(VENV)/bin/uv
 STAMP   := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
-EXTRAS  ?= --extra dev
+EXTRAS  ?= --extra dev --extra spark
 DEMO_DIR ?= demo
 
 .PHONY: demo test lint typecheck bench clean venv

@@ -186,6 +186,45 @@ def quality(
 
 
 @app.command()
+def features(
+    as_of: Annotated[str, typer.Option("--as-of", help="Build the view as of YYYY-MM-DD.")],
+    engine: Annotated[str, typer.Option(help="duckdb (default) or spark.")] = "duckdb",
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the view and metadata.")] = Path(
+        "data/features"
+    ),
+) -> None:
+    """Build the three-in-one view (三位一体): one row per entity, point in time."""
+    import tempfile  # noqa: PLC0415
+
+    from features.view import build_view  # noqa: PLC0415 - fast --help
+    from features.view.engine import duckdb_tables, spark_tables  # noqa: PLC0415
+
+    day = _parse_date("as_of", as_of)
+    assert day is not None
+    if engine not in {"duckdb", "spark"}:
+        err.print(f"[bold red]error[/] engine: code: {engine!r} is not duckdb or spark")
+        raise typer.Exit(2)
+
+    def action() -> Any:
+        if engine == "duckdb":
+            with duckdb_tables(warehouse) as (_, tables):
+                return build_view(tables, day, engine=engine, out=out)
+        with (
+            tempfile.TemporaryDirectory(prefix="wzcredit-spark-") as tmp,
+            spark_tables(warehouse, Path(tmp)) as (_, tables),
+        ):
+            return build_view(tables, day, engine=engine, out=out)
+
+    result = _run(action)
+    meta = result.metadata
+    err.print(
+        f"[green]view[/] as of {meta['as_of']} ({engine}): {meta['rows']:,} entities × "
+        f"{len(meta['features'])} features in {meta['build_seconds']:.1f} s → {result.path}"
+    )
+
+
+@app.command()
 def generate(
     out: Annotated[Path, typer.Option("--out", help="Folder for the delivery files.")] = Path(
         "data/synthetic"

@@ -12,7 +12,7 @@ Examples
 >>> with tempfile.TemporaryDirectory() as tmp:
 ...     result = generate(GeneratorConfig(entities=500, seed=1), Path(tmp))
 ...     (result.out / "entities.parquet").exists(), len(result.row_counts)
-(True, 18)
+(True, 20)
 """
 
 from features.synthetic.config import GeneratorConfig

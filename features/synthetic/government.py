@@ -139,8 +139,8 @@ def build_licenses(world: World) -> pa.Table:
     )
 
 
-def build_penalties(world: World) -> pa.Table:
-    """The ``admin_penalties`` table."""
+def build_penalties(world: World) -> tuple[pa.Table, Ints]:
+    """The ``admin_penalties`` table, and the entity of each row."""
     reg, tl = world.registry, world.timeline
     rate = _PENALTY_RATE[reg.entity_type]
 
@@ -194,7 +194,7 @@ def build_penalties(world: World) -> pa.Table:
         decided - decided.astype("datetime64[M]").astype("datetime64[D]")
     )
     authority = rng.integers(0, len(names.PENALTY_AUTHORITIES), n)
-    return make_table(
+    table = make_table(
         "admin_penalties",
         {
             "case_no": _document_numbers(
@@ -212,6 +212,7 @@ def build_penalties(world: World) -> pa.Table:
             "publicity_end_on": np.maximum(end, decided),
         },
     )
+    return table, entity.astype(np.int64)
 
 
 def build_tax_credit(world: World) -> tuple[pa.Table, Ints, Ints]:
@@ -291,8 +292,8 @@ def build_arrears(world: World) -> pa.Table:
     )
 
 
-def build_commitments(world: World) -> pa.Table:
-    """The ``credit_commitments`` table."""
+def build_commitments(world: World) -> tuple[pa.Table, Ints]:
+    """The ``credit_commitments`` table, and the entity of each row."""
     reg, tl, lat = world.registry, world.timeline, world.latent
     rate = _COMMITMENT_RATE[reg.entity_type]
 
@@ -310,7 +311,7 @@ def build_commitments(world: World) -> pa.Table:
     gone_bad = (lat.default_month[entity] >= 0) & (lat.default_month[entity] <= due_j)
     broken = rng.random(n) < sigmoid(logit(0.05) + 1.0 * score + 2.0 * gone_bad)
     fulfilled = np.where(due >= tl.delivered, "履行中", np.where(broken, "未履行", "已履行"))
-    return make_table(
+    table = make_table(
         "credit_commitments",
         {
             "commitment_id": sequence_ids("CM", n, 10),
@@ -324,3 +325,4 @@ def build_commitments(world: World) -> pa.Table:
             "fulfilled": fulfilled,
         },
     )
+    return table, entity.astype(np.int64)

@@ -59,8 +59,9 @@ def _removal(
     return result
 
 
-def build_abnormal_operations(world: World) -> tuple[pa.Table, Ints, Days]:
-    """``abnormal_operations``, plus (entity, day) of enterprises still listed 3 years on."""
+def build_abnormal_operations(world: World) -> tuple[pa.Table, Ints, Ints, Days]:
+    """``abnormal_operations``, the entity of each row, and (entity, day) of enterprises
+    still listed 3 years on."""
     reg, tl = world.registry, world.timeline
     rng = world.rng("abnormal_operations")
     base = np.array(_ANNUAL_REPORT_BASE)[reg.entity_type]
@@ -115,11 +116,13 @@ def build_abnormal_operations(world: World) -> tuple[pa.Table, Ints, Days]:
             "removed_on": removed[order],
         },
     )
-    return table, entity[stuck], three_years[stuck]
+    return table, entity[order].astype(np.int64), entity[stuck], three_years[stuck]
 
 
-def build_serious_dishonesty(world: World, stuck_entity: Ints, stuck_day: Days) -> pa.Table:
-    """The ``serious_dishonesty`` table."""
+def build_serious_dishonesty(
+    world: World, stuck_entity: Ints, stuck_day: Days
+) -> tuple[pa.Table, Ints]:
+    """The ``serious_dishonesty`` table, and the entity of each row."""
     reg, tl = world.registry, world.timeline
     rng = world.rng("serious_dishonesty")
 
@@ -141,7 +144,7 @@ def build_serious_dishonesty(world: World, stuck_entity: Ints, stuck_day: Days) 
     subject = np.where(owner, reg.resident_id[reg.rep[entity]], reg.uscc[entity])
     removed = _removal(world, listed, rng.random(n) < 0.3, 365, 3 * 365)
     order = np.argsort(listed, kind="stable")
-    return make_table(
+    table = make_table(
         "serious_dishonesty",
         {
             "list_id": sequence_ids("SD", n),
@@ -152,6 +155,7 @@ def build_serious_dishonesty(world: World, stuck_entity: Ints, stuck_day: Days) 
             "removed_on": removed[order],
         },
     )
+    return table, entity[order].astype(np.int64)
 
 
 def build_red_list(world: World, a_entity: Ints, a_year: Ints) -> pa.Table:
@@ -199,9 +203,11 @@ def build_red_list(world: World, a_entity: Ints, a_year: Ints) -> pa.Table:
     )
 
 
-def build_dishonest_debtors(world: World, otherwise_shown: npt.NDArray[np.bool_]) -> pa.Table:
-    """The ``dishonest_debtors`` table; ``otherwise_shown`` marks defaults PBOC or private
-    lending already show."""
+def build_dishonest_debtors(
+    world: World, otherwise_shown: npt.NDArray[np.bool_]
+) -> tuple[pa.Table, Ints]:
+    """The ``dishonest_debtors`` table and the entity of each row; ``otherwise_shown`` marks
+    defaults PBOC or private lending already show."""
     reg, tl, lat = world.registry, world.timeline, world.latent
     rng = world.rng("dishonest_debtors")
     default = lat.default_month
@@ -232,7 +238,7 @@ def build_dishonest_debtors(world: World, otherwise_shown: npt.NDArray[np.bool_]
             np.strings.add(seq, "号"),
         ),
     )
-    return make_table(
+    table = make_table(
         "dishonest_debtors",
         {
             "case_no": case_no,
@@ -243,3 +249,4 @@ def build_dishonest_debtors(world: World, otherwise_shown: npt.NDArray[np.bool_]
             "removed_on": removed[order],
         },
     )
+    return table, entity[order].astype(np.int64)

@@ -160,7 +160,10 @@ def _fates(
     for lag in range(3, -1, -1):
         month = planned_end + lag
         inside = month <= last
-        stage = np.where(inside, lat.stage[entity, np.minimum(month, last)], 9)
+        # before the grid (stock accounts of short windows) the borrower counts as current
+        stage = np.where(
+            month < 0, 0, np.where(inside, lat.stage[entity, np.clip(month, 0, last)], 9)
+        )
         close_j = np.where(inside & (stage <= 0), month, close_j)
     close_j = np.minimum(close_j, lat.deregistered_month[entity])
     resolved = caught & (rng.random(n) < RESOLUTION_SHARE)

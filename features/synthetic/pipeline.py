@@ -11,7 +11,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.synthetic import government, listings, pboc, pboc_monthly, pboc_relations, reference
+from features.synthetic import (
+    government,
+    listings,
+    pboc,
+    pboc_monthly,
+    pboc_relations,
+    reference,
+    remedies,
+)
 from features.synthetic.config import GeneratorConfig
 from features.synthetic.faults import FaultInjector
 from features.synthetic.latent import simulate
@@ -131,25 +139,35 @@ def generate(
     )
 
     index_table, composite = reference.wenzhou_index(world)
-    loans, private_shows = build_private_loans(world, composite)
+    loans, private_shows, loan_entity = build_private_loans(world, composite)
     sink.table("private_loans", loans)
     sink.table("wenzhou_index", index_table)
     sink.table("lpr", reference.lpr_table(world))
 
     shown = pboc.pboc_shows_default(world, accounts) | private_shows
-    sink.table("dishonest_debtors", listings.build_dishonest_debtors(world, shown))
-    abnormal, stuck_entity, stuck_day = listings.build_abnormal_operations(world)
-    sink.table("abnormal_operations", abnormal)
-    sink.table(
-        "serious_dishonesty", listings.build_serious_dishonesty(world, stuck_entity, stuck_day)
-    )
+    # objections and repairs point at the clean records (faults go only into the files)
+    records = remedies.Records()
+    records.add("private_loans", loans, loan_entity)
+    debtors, debtor_entity = listings.build_dishonest_debtors(world, shown)
+    sink.table("dishonest_debtors", records.add("dishonest_debtors", debtors, debtor_entity))
+    abnormal, abnormal_entity, stuck_entity, stuck_day = listings.build_abnormal_operations(world)
+    sink.table("abnormal_operations", records.add("abnormal_operations", abnormal, abnormal_entity))
+    serious, serious_entity = listings.build_serious_dishonesty(world, stuck_entity, stuck_day)
+    sink.table("serious_dishonesty", records.add("serious_dishonesty", serious, serious_entity))
     tax, a_entity, a_year = government.build_tax_credit(world)
     sink.table("tax_credit", tax)
     sink.table("red_list", listings.build_red_list(world, a_entity, a_year))
     sink.table("admin_licenses", government.build_licenses(world))
-    sink.table("admin_penalties", government.build_penalties(world))
+    penalties, penalty_entity = government.build_penalties(world)
+    sink.table("admin_penalties", records.add("admin_penalties", penalties, penalty_entity))
     sink.table("social_insurance_arrears", government.build_arrears(world))
-    sink.table("credit_commitments", government.build_commitments(world))
+    commitments, commitment_entity = government.build_commitments(world)
+    sink.table(
+        "credit_commitments", records.add("credit_commitments", commitments, commitment_entity)
+    )
+    objections = remedies.build_objections(world, records)
+    sink.table("credit_objections", objections)
+    sink.table("credit_repairs", remedies.build_repairs(world, records, objections))
 
     _write_truth(world, out / TRUTH_FILE, progress)
     write_json(

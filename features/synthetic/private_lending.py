@@ -122,8 +122,9 @@ def _snapshot(
 
 def build_private_loans(
     world: World, composite: npt.NDArray[np.float64]
-) -> tuple[pa.Table, npt.NDArray[np.bool_]]:
-    """The ``private_loans`` table, and which entities' defaults it shows (status 违约)."""
+) -> tuple[pa.Table, npt.NDArray[np.bool_], Ints]:
+    """The ``private_loans`` table, which entities' defaults it shows (status 违约), and the
+    entity of each row."""
     reg, tl, lat = world.registry, world.timeline, world.latent
     rng = world.rng("private_loans")
     entity, contract_j = _contracts(world, rng)
@@ -190,4 +191,4 @@ def build_private_loans(
     logger.info(
         "private loans priced above the legal cap: %d of %d", above_cap.sum(), above_cap.size
     )
-    return table, shows_default
+    return table, shows_default, entity[order].astype(np.int64)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-import pytest
 
 from features.catalog import load_catalog
 from features.identifiers import make_resident_id, make_uscc
@@ -107,19 +105,3 @@ def write_delivery(
         meta["delivery_id"] = delivery_id
     (directory / "delivery.json").write_text(json.dumps(meta), encoding="utf-8")
     return directory
-
-
-@pytest.fixture
-def make_delivery(tmp_path: Path) -> Callable[..., Path]:
-    """Factory: ``make_delivery(tables, name="d1", fmt="csv", delivery_id=...)``."""
-    counter = iter(range(1_000))
-
-    def factory(tables: dict[str, Rows], name: str | None = None, **kwargs: Any) -> Path:
-        return write_delivery(tmp_path / (name or f"delivery{next(counter)}"), tables, **kwargs)
-
-    return factory
-
-
-@pytest.fixture
-def warehouse(tmp_path: Path) -> Path:
-    return tmp_path / "warehouse" / "wzcredit.duckdb"

@@ -14,6 +14,7 @@ DATA_MD_TABLES = {
     # government public-credit data
     "admin_licenses", "admin_penalties", "serious_dishonesty", "red_list", "dishonest_debtors",
     "tax_credit", "social_insurance_arrears", "abnormal_operations", "credit_commitments",
+    "credit_objections", "credit_repairs",
     # PBOC
     "pboc_accounts", "pboc_monthly", "pboc_guarantees", "pboc_inquiries",
     # private lending and reference series
@@ -100,7 +101,7 @@ def test_resident_ids_and_names_are_marked_pii() -> None:
         ),
         (
             lambda r: item(r, "lpr").update(key=["published_at"]),
-            "items.17",
+            "items.19",
             "value_error",
             "key names column 'published_at'",
         ),
@@ -118,13 +119,13 @@ def test_resident_ids_and_names_are_marked_pii() -> None:
         ),
         (
             lambda r: item(r, "lpr")["columns"]["one_year_rate"].update(min=5, max=1),
-            "items.17.columns.one_year_rate",
+            "items.19.columns.one_year_rate",
             "value_error",
             "greater than max",
         ),
         (
             lambda r: item(r, "lpr")["columns"]["one_year_rate"].update(colour="red"),
-            "items.17.columns.one_year_rate.colour",
+            "items.19.columns.one_year_rate.colour",
             "extra_forbidden",
             "",
         ),

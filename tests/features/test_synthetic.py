@@ -263,6 +263,170 @@ def test_reference_tables(clean: dict[str, pa.Table]) -> None:
     assert index["composite_rate"].iloc[-1] < index["composite_rate"].iloc[0]
 
 
+# ------------------------------------------------------------ objections and repairs
+_RECORDS = """
+    SELECT 'admin_penalties' AS t, case_no AS id, uscc AS sid, published_on AS known,
+           publicity_end_on AS until, NULL AS state FROM admin_penalties
+    UNION ALL SELECT 'serious_dishonesty', list_id, subject_id, listed_on, removed_on, NULL
+      FROM serious_dishonesty
+    UNION ALL SELECT 'dishonest_debtors', case_no, subject_id, listed_on, removed_on, NULL
+      FROM dishonest_debtors
+    UNION ALL SELECT 'abnormal_operations', record_id, uscc, listed_on, removed_on, NULL
+      FROM abnormal_operations
+    UNION ALL SELECT 'credit_commitments', commitment_id, uscc, due_on, NULL, fulfilled
+      FROM credit_commitments
+    UNION ALL SELECT 'private_loans', loan_id, borrower_id, registered_on, NULL, status
+      FROM private_loans
+"""
+
+
+def _working_days_after(start: list[dt.date], end: list[dt.date]) -> np.ndarray:
+    """Working days after each start up to and including each end."""
+    days = WorkingDays(2014, 2022).days
+    a = np.searchsorted(days, np.array(start, dtype="datetime64[D]"), side="right")
+    b = np.searchsorted(days, np.array(end, dtype="datetime64[D]"), side="right")
+    return b - a
+
+
+def test_objections_refer_to_known_records_and_are_settled_in_time(
+    con: duckdb.DuckDBPyConnection, delivery: GenerationResult
+) -> None:
+    delivered = _delivered(delivery)
+    rows = con.execute(
+        f"""SELECT o.record_table, o.subject_id, r.sid, o.raised_on, r.known, r.until, r.state,
+                   o.resolved_on, o.outcome, r.id IS NOT NULL
+            FROM credit_objections o LEFT JOIN ({_RECORDS}) r
+              ON r.t = o.record_table AND r.id = o.record_id"""
+    ).fetchall()
+    assert len(rows) > 50
+    found = [r for r in rows if r[9]]
+    assert len(found) > 0.95 * len(rows)  # the others point at a faulted record row
+    assert {r[0] for r in rows} >= {
+        "admin_penalties", "serious_dishonesty", "dishonest_debtors", "abnormal_operations",
+    }  # fmt: skip
+    for table, subject, record_subject, raised, known, until, state, _, outcome, _ in found:
+        assert subject == record_subject, table
+        assert known < raised < delivered, table
+        assert until is None or raised < until, table
+        if table == "credit_commitments":
+            assert state == "未履行"
+        if table == "dishonest_debtors" or state == "违约":  # defaults stay visible
+            assert outcome in (None, "维持", "标注")
+    records = sum(
+        con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+        for t in ("admin_penalties", "serious_dishonesty", "dishonest_debtors",
+                  "abnormal_operations", "credit_commitments", "private_loans")
+    )  # fmt: skip
+    assert 0.01 < len(rows) / records < 0.08
+
+    settled = [r for r in rows if r[7] is not None]
+    assert all(r[8] is not None for r in settled)
+    waited = _working_days_after([r[3] for r in settled], [r[7] for r in settled])
+    assert waited.min() >= 1
+    assert waited.max() <= 20
+    assert (waited <= 5).mean() > 0.6
+    for _, _, _, raised, _, _, _, resolved, outcome, _ in rows:
+        if resolved is None:  # still open at delivery: raised in its last 20 working days
+            assert outcome is None
+            assert raised > delivered - dt.timedelta(days=35)
+    outcomes = [r[8] for r in settled]
+    assert outcomes.count("维持") > 0.5 * len(outcomes)
+    assert {"更正", "删除", "标注"} <= set(outcomes)
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    last = (dt.date(year + (month + 1) // 12, (month + 1) % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(year, month + 1, min(day.day, last))
+
+
+def test_repairs_follow_the_repair_rules(
+    con: duckdb.DuckDBPyConnection, delivery: GenerationResult
+) -> None:
+    delivered = _delivered(delivery)
+    repairs = con.execute(
+        "SELECT record_table, record_id, subject_id, applied_on, decided_on, decision "
+        "FROM credit_repairs"
+    ).fetchall()
+    assert len(repairs) > 20
+    tables = {r[0] for r in repairs}
+    assert "serious_dishonesty" not in tables
+    assert tables >= {"admin_penalties", "abnormal_operations", "dishonest_debtors"}
+
+    penalties = con.execute(
+        """SELECT p.case_no, p.uscc, r.subject_id, p.procedure, p.penalty_type, p.severity,
+                  p.domain, p.decided_on, p.publicity_end_on, r.applied_on
+           FROM credit_repairs r JOIN admin_penalties p ON p.case_no = r.record_id
+           WHERE r.record_table = 'admin_penalties'"""
+    ).fetchall()
+    assert penalties
+    for _, uscc, subject, procedure, kind, severity, domain, decided, end, applied in penalties:
+        assert subject == uscc
+        assert procedure == "普通"
+        assert kind not in ("吊销许可证", "责令停产停业", "责令关闭", "限制从业")
+        months = 3 if severity == "一般" else 6
+        if domain in ("安全生产", "消防", "特种设备", "食品药品"):
+            months = 12
+        assert applied > _add_months(decided, months), (decided, severity, domain, applied)
+        assert applied < end
+    listings = con.execute(
+        """SELECT r.record_table, r.subject_id, x.sid, x.until, x.state, r.applied_on
+           FROM credit_repairs r JOIN ("""
+        + _RECORDS
+        + """) x ON x.t = r.record_table AND x.id = r.record_id
+           WHERE r.record_table <> 'admin_penalties'"""
+    ).fetchall()
+    assert listings
+    for table, subject, record_subject, removed, state, applied in listings:
+        assert subject == record_subject
+        if table == "credit_commitments":
+            assert state == "未履行"
+        else:  # abnormal operations and court listings: only once removed
+            assert removed is not None, table
+            assert applied > removed, table
+    deleted = set(
+        con.execute(
+            "SELECT record_table, record_id FROM credit_objections WHERE outcome = '删除'"
+        ).fetchall()
+    )
+    assert not deleted & {(r[0], r[1]) for r in repairs}
+
+    for _, _, _, applied, decided, decision in repairs:
+        assert applied < delivered
+        assert (decided is None) == (decision == "审核中")
+    done = [r for r in repairs if r[4] is not None]
+    waited = _working_days_after([r[3] for r in done], [r[4] for r in done])
+    assert waited.min() >= 1
+    assert waited.max() <= 20
+    assert (waited <= 10).mean() > 0.75
+    decisions = [r[5] for r in done]
+    assert decisions.count("批准") > 0.6 * len(decisions)
+    assert "驳回" in decisions
+
+
+def test_some_objections_and_repairs_are_still_open_at_delivery(tmp_path: Path) -> None:
+    """A few are open on the delivery day (also: a one-year window generates at all)."""
+    delivered = dt.date(2021, 1, 1)
+    config = GeneratorConfig(
+        entities=100_000, seed=3, start="2020-01", end="2020-12", fault_rate=0.0,
+        delivered_on=delivered,
+    )  # fmt: skip
+    generate(config, tmp_path)
+    objections = pq.read_table(tmp_path / "credit_objections.parquet")
+    repairs = pq.read_table(tmp_path / "credit_repairs.parquet")
+    open_objections = objections.filter(pc.is_null(objections.column("resolved_on")))
+    assert 0 < open_objections.num_rows < 0.05 * objections.num_rows
+    assert open_objections.column("outcome").null_count == open_objections.num_rows
+    raised = open_objections.column("raised_on").to_pylist()
+    assert min(raised) > delivered - dt.timedelta(days=35)
+    pending = repairs.filter(pc.equal(repairs.column("decision"), "审核中"))
+    assert 0 < pending.num_rows < 0.2 * repairs.num_rows
+    assert pending.column("decided_on").null_count == pending.num_rows
+    applied = pending.column("applied_on").to_pylist()
+    assert min(applied) > delivered - dt.timedelta(days=35)
+
+
 # ------------------------------------------------------------------------ defaults
 def _defaults(con: duckdb.DuckDBPyConnection, delivered: dt.date) -> None:
     """First default month per entity, derived from the records only."""

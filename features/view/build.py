@@ -1,0 +1,155 @@
+"""Assemble the three-in-one view and write it with its metadata.
+
+Cardinality, stated and checked: the population (`entity.population`) has one row per
+entity; each source contributes at most one row per entity, joined many-to-one on ``uscc``
+(a left join: an entity absent from a source gets the feature's ``fill``). After the view is
+materialised, the row count must equal the population's and ``uscc`` must be unique, or
+`ViewCardinalityError` is raised and nothing is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from features.catalog import load_catalog
+from features.errors import FeatureError
+from features.view import entity, government, pboc, private_lending
+from features.view.context import ViewContext, ViewPolicy, load_policy
+from features.view.metadata import FeatureSpec
+
+logger = logging.getLogger(__name__)
+
+#: the sources joined onto the population, in column order
+SOURCES: tuple[ModuleType, ...] = (government, pboc, private_lending)
+KEY_COLUMNS = ("uscc", "as_of")
+
+
+class ViewCardinalityError(FeatureError):
+    """The view does not have exactly one row per entity of the population."""
+
+
+def feature_specs() -> tuple[FeatureSpec, ...]:
+    """Metadata of every feature column, in view order."""
+    specs: list[FeatureSpec] = [*entity.FEATURES]
+    for module in SOURCES:
+        specs.extend(module.FEATURES)
+    names = [s.name for s in specs]
+    duplicated = {n for n in names if names.count(n) > 1}
+    if duplicated:
+        raise AssertionError(f"feature names used twice: {sorted(duplicated)}")
+    return tuple(specs)
+
+
+def view_expression(ctx: ViewContext) -> ir.Table:
+    """The view as one Ibis expression: population ⟕ government ⟕ PBOC ⟕ private lending."""
+    out = entity.build(ctx)
+    for module in SOURCES:
+        part = module.build(ctx)
+        out = out.left_join(part, out.uscc == part.uscc).drop("uscc_right")
+    fills: dict[str, ir.Value] = {}
+    for spec in feature_specs():
+        column = out[spec.name]
+        if spec.fill is not None:
+            column = column.fill_null(spec.fill)
+        fills[spec.name] = column
+    return out.select("uscc", as_of=ctx.as_of_value, **fills)
+
+
+@dataclass(frozen=True)
+class ViewResult:
+    """A materialised view: its table, where it was written, and how it was built."""
+
+    table: pa.Table
+    path: Path | None
+    metadata: dict[str, Any]
+
+
+def _check_cardinality(table: pa.Table, population: int) -> None:
+    unique = pc.count_distinct(table["uscc"]).as_py()
+    if table.num_rows != population or unique != table.num_rows:
+        raise ViewCardinalityError(
+            "uscc",
+            "one_row_per_entity",
+            f"{table.num_rows} rows, {unique} distinct entities, population {population}",
+        )
+
+
+def metadata(
+    as_of: dt.date, engine: str, policy: ViewPolicy, rows: int, seconds: float
+) -> dict[str, Any]:
+    """The metadata file written beside the view."""
+    return {
+        "as_of": as_of.isoformat(),
+        "engine": engine,
+        "rows": rows,
+        "build_seconds": round(seconds, 3),
+        "catalog_version": load_catalog().version,
+        "policy_version": policy.version,
+        "key": list(KEY_COLUMNS),
+        "cardinality": "one row per entity registered before as_of and not deregistered; "
+        "each source joined many-to-one on uscc",
+        "features": [spec.to_dict() for spec in feature_specs()],
+    }
+
+
+def build_view(
+    tables: Mapping[str, ir.Table],
+    as_of: dt.date,
+    *,
+    engine: str = "duckdb",
+    out: Path | None = None,
+    policy: ViewPolicy | None = None,
+) -> ViewResult:
+    """Build, check and (optionally) write the view as of ``as_of``.
+
+    Parameters
+    ----------
+    tables
+        Warehouse tables of one backend (see `features.view.engine`).
+    as_of
+        Only records known before this date are used.
+    engine
+        Recorded in the metadata.
+    out
+        Folder to write ``three_in_one_view_<as_of>.parquet`` and its ``.json`` metadata.
+    """
+    policy = policy or load_policy()
+    ctx = ViewContext(tables, as_of, policy)
+    started = time.perf_counter()
+    table = view_expression(ctx).order_by("uscc").to_pyarrow()
+    population = int(entity.population(ctx).count().to_pyarrow().as_py())
+    _check_cardinality(table, population)
+    seconds = time.perf_counter() - started
+    meta = metadata(as_of, engine, policy, table.num_rows, seconds)
+    logger.info(
+        "view as of %s: %d entities, %d features, %.1f s",
+        as_of,
+        table.num_rows,
+        len(meta["features"]),
+        seconds,
+    )
+    path = None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"three_in_one_view_{as_of.isoformat()}.parquet"
+        pq.write_table(table, path)
+        path.with_suffix(".json").write_text(
+            json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+    return ViewResult(table, path, meta)
+
+
+__all__ = ["ViewCardinalityError", "ViewResult", "build_view", "feature_specs"]

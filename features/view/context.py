@@ -1,0 +1,180 @@
+"""What a feature builder may see as of a date: tables, point-in-time helpers and policy.
+
+Every source module receives a `ViewContext` and must only use records *known before*
+``as_of``: a penalty exists from its publication, a PBOC month from the month after it, a
+listing from its listing date. Records under an objection that is open on ``as_of``, and
+records repaired (信用修复) before ``as_of``, are removed by `ViewContext.effective`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
+#: entity type whose owner's personal records are the business's own (个体工商户)
+OWNER_IS_ENTITY = "个体工商户"
+
+
+class InterestCap(BaseModel):
+    """Legal interest caps on private lending."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    before_2020_08_20_percent: float
+    lpr_multiple: float
+    lpr_rule_from: dt.date
+    exempt_lender_types: tuple[str, ...] = ()
+
+
+class ViewPolicy(BaseModel):
+    """Point-in-time rules (``features/view/policy.yaml``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    version: str
+    negative_retention_months: int
+    negative_retention_source: str
+    penalty_publicity_months: Mapping[str, int]
+    penalty_publicity_source: str
+    summary_procedure_is_negative: bool
+    summary_procedure_source: str
+    private_loan_default_days: int
+    private_loan_filing_days: int
+    interest_cap: InterestCap
+
+
+def load_policy(path: Path | None = None) -> ViewPolicy:
+    """Load the view policy (default: the packaged ``policy.yaml``)."""
+    raw = yaml.safe_load((path or DEFAULT_POLICY_PATH).read_text(encoding="utf-8"))
+    return ViewPolicy.model_validate(raw)
+
+
+def months_before(day: dt.date, months: int) -> dt.date:
+    """The same day ``months`` months earlier (clipped to the month's length).
+
+    Examples
+    --------
+    >>> months_before(dt.date(2018, 3, 31), 1)
+    datetime.date(2018, 2, 28)
+    """
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    month += 1
+    next_month = dt.date(year + month // 12, month % 12 + 1, 1)
+    last_day = (next_month - dt.timedelta(days=1)).day
+    return dt.date(year, month, min(day.day, last_day))
+
+
+@dataclass(frozen=True)
+class ViewContext:
+    """Tables and the as-of date one view is built for.
+
+    Parameters
+    ----------
+    tables
+        Warehouse tables by catalog name, as Ibis tables of one backend (DuckDB or Spark),
+        plus ``deliveries``.
+    as_of
+        Records dated on or after this day do not exist yet.
+    policy
+        Legal periods and thresholds.
+    """
+
+    tables: Mapping[str, ir.Table]
+    as_of: dt.date
+    policy: ViewPolicy
+
+    # -- dates ---------------------------------------------------------------------------
+    @property
+    def as_of_value(self) -> ir.DateScalar:
+        """``as_of`` as an Ibis literal."""
+        return ibis.literal(self.as_of, type="date")
+
+    @property
+    def as_of_month(self) -> dt.date:
+        """First day of the as-of month: monthly data for this month is not known yet."""
+        return self.as_of.replace(day=1)
+
+    def known(self, day: ir.DateValue) -> ir.BooleanValue:
+        """True for a date strictly before ``as_of`` (the record is known)."""
+        return day < self.as_of_value
+
+    def within_months(self, day: ir.DateValue, months: int) -> ir.BooleanValue:
+        """True for a date in the ``months`` months before ``as_of``."""
+        start = ibis.literal(months_before(self.as_of, months), type="date")
+        return (day >= start) & (day < self.as_of_value)
+
+    def days_before(self, day: ir.DateValue) -> ir.IntegerValue:
+        """Whole days from ``day`` to ``as_of`` (positive for past dates)."""
+        return self.as_of_value.delta(day, unit="day")
+
+    def months_since(self, day: ir.DateValue) -> ir.FloatingValue:
+        """Months (of 30.4375 days) from ``day`` to ``as_of``; same on every engine."""
+        return self.days_before(day).cast("float64") / 30.4375
+
+    def active(self, start: ir.DateValue, end: ir.DateValue) -> ir.BooleanValue:
+        """True for a listing that started before ``as_of`` and had not ended by then."""
+        return self.known(start) & (end.isnull() | (end >= self.as_of_value))
+
+    # -- tables --------------------------------------------------------------------------
+    def table(self, name: str) -> ir.Table:
+        """A warehouse table by catalog name."""
+        return self.tables[name]
+
+    @cached_property
+    def subjects(self) -> ir.Table:
+        """``subject_id → uscc``: every entity's own code, and each 个体工商户 owner's ID.
+
+        Records filed under an individual business owner's resident ID (PBOC loans, court
+        listings, private loans) are that business's records: its owner is liable for it.
+        """
+        entities = self.table("entities")
+        own = entities.select(subject_id=entities.uscc, uscc=entities.uscc)
+        owners = entities.filter(entities.entity_type == OWNER_IS_ENTITY).select(
+            subject_id=entities.legal_rep_id, uscc=entities.uscc
+        )
+        return own.union(owners, distinct=True)
+
+    def by_entity(self, table: ir.Table, subject_column: str) -> ir.Table:
+        """``table`` with a ``uscc`` column, mapping its subject through `subjects`.
+
+        Rows whose subject is no entity (e.g. an enterprise's legal representative as a
+        private person) are dropped; a subject that owns several businesses counts for each.
+        """
+        subjects = self.subjects
+        joined = table.inner_join(subjects, table[subject_column] == subjects.subject_id)
+        return joined.drop("subject_id") if "subject_id" in joined.columns else joined
+
+    def effective(self, name: str, key: str) -> ir.Table:
+        """Table ``name`` without records under an open objection or repaired before as_of.
+
+        An objection (异议) hides the record while it is open and for good when it ended by
+        correcting or deleting the record; an approved credit repair (信用修复) hides it from
+        its decision on. ``key`` is the column holding the record id used in those tables.
+        """
+        table = self.table(name)
+        objections = self.table("credit_objections")
+        repairs = self.table("credit_repairs")
+        hidden_by_objection = objections.filter(
+            (objections.record_table == name)
+            & self.known(objections.raised_on)
+            & (
+                objections.resolved_on.isnull()
+                | (objections.resolved_on >= self.as_of_value)
+                | objections.outcome.isin(["更正", "删除"])
+            )
+        ).select(record_id=objections.record_id)
+        repaired = repairs.filter(
+            (repairs.record_table == name)
+            & (repairs.decision == "批准")
+            & self.known(repairs.decided_on)
+        ).select(record_id=repairs.record_id)
+        hidden = hidden_by_objection.union(repaired, distinct=True)
+        return table.anti_join(hidden, table[key] == hidden.record_id)

@@ -1,0 +1,104 @@
+"""Engines that run the view's Ibis expressions: DuckDB (default) and Apache Spark.
+
+The view is one set of Ibis expressions over the warehouse tables; an engine only decides
+where those tables live. DuckDB reads the warehouse file directly. Spark reads the same
+tables exported as Parquet (at province scale they would live on HDFS or object storage
+already), in ``local[*]`` here and on a cluster in production.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import ibis
+import ibis.expr.types as ir
+
+from features.catalog import Catalog, load_catalog
+from features.validation import quote
+from features.warehouse import connect, ensure_schema
+
+logger = logging.getLogger(__name__)
+
+Engine = Literal["duckdb", "spark"]
+#: warehouse tables the view reads besides the catalog items
+EXTRA_TABLES = ("deliveries",)
+
+
+def _table_names(catalog: Catalog) -> tuple[str, ...]:
+    return (*catalog.tables, *EXTRA_TABLES)
+
+
+def _prepare(warehouse: Path, catalog: Catalog) -> None:
+    """Make sure every catalog table exists (an empty table for an undelivered item)."""
+    con = connect(warehouse)
+    try:
+        ensure_schema(con, catalog)
+    finally:
+        con.close()
+
+
+@contextmanager
+def duckdb_tables(
+    warehouse: Path, catalog: Catalog | None = None
+) -> Iterator[tuple[Any, Mapping[str, ir.Table]]]:
+    """Open the warehouse read-only with Ibis; yields ``(backend, tables)``."""
+    catalog = catalog or load_catalog()
+    _prepare(warehouse, catalog)
+    backend = ibis.duckdb.connect(str(warehouse), read_only=True)
+    try:
+        yield backend, {name: backend.table(name) for name in _table_names(catalog)}
+    finally:
+        backend.disconnect()
+
+
+def export_parquet(
+    warehouse: Path, folder: Path, catalog: Catalog | None = None
+) -> dict[str, Path]:
+    """Export every warehouse table the view reads to ``folder/<table>.parquet``."""
+    catalog = catalog or load_catalog()
+    _prepare(warehouse, catalog)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        for name in _table_names(catalog):
+            path = folder / f"{name}.parquet"
+            con.execute(f"COPY {quote(name)} TO '{path}' (FORMAT parquet)")
+            paths[name] = path
+    finally:
+        con.close()
+    return paths
+
+
+def spark_session(app_name: str = "wzcredit") -> Any:
+    """A local Spark session (``local[*]``, UTC, no UI) for this machine or CI."""
+    from pyspark.sql import SparkSession  # noqa: PLC0415 - optional extra
+
+    return (
+        SparkSession.builder.master("local[*]")
+        .appName(app_name)
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.driver.memory", "4g")
+        .getOrCreate()
+    )
+
+
+@contextmanager
+def spark_tables(
+    warehouse: Path, folder: Path, catalog: Catalog | None = None, session: Any = None
+) -> Iterator[tuple[Any, Mapping[str, ir.Table]]]:
+    """Export the warehouse to Parquet in ``folder`` and open it with Ibis on Spark."""
+    paths = export_parquet(warehouse, folder, catalog)
+    backend = ibis.pyspark.connect(session or spark_session())
+    tables = {
+        name: backend.read_parquet(str(path), table_name=f"wz_{name}")
+        for name, path in paths.items()
+    }
+    yield backend, tables

@@ -1,0 +1,30 @@
+"""Fixtures shared by every test folder: deliveries built by hand and a fresh warehouse."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.features.conftest import Rows, write_delivery
+
+
+@pytest.fixture
+def make_delivery(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: ``make_delivery(tables, name="d1", fmt="csv", delivery_id=...)``."""
+    counter = iter(range(1_000))
+
+    def factory(tables: dict[str, Rows], name: str | None = None, **kwargs: object) -> Path:
+        return write_delivery(
+            tmp_path / (name or f"delivery{next(counter)}"),
+            tables,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    return factory
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    return tmp_path / "warehouse" / "wzcredit.duckdb"
