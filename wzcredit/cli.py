@@ -34,6 +34,8 @@ err = Console(stderr=True)
 out = Console()
 
 DEFAULT_WAREHOUSE = Path("warehouse/wzcredit.duckdb")
+#: the demo data runs to 2020-12; its latest view is as of the last day
+DEMO_AS_OF = "2020-12-31"
 WarehouseOption = Annotated[
     Path,
     typer.Option(
@@ -285,21 +287,26 @@ def demo(
     entities: Annotated[int, typer.Option(help="Market entities to generate.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
-    """The main job on embedded defaults: generate, ingest, report data quality."""
+    """The main job on embedded defaults: generate, ingest, data quality, three-in-one view."""
     delivery = workdir / "delivery"
     warehouse = workdir / "warehouse.duckdb"
-    err.rule("1/3 generate synthetic Wenzhou deliveries")
+    err.rule("1/4 generate synthetic Wenzhou deliveries")
     _generate(delivery, entities, seed, "2015-01", "2020-12", 0.01, "parquet")
-    err.rule("2/3 ingest into the warehouse")
+    err.rule("2/4 ingest into the warehouse")
     ingest(delivery, warehouse=warehouse, delivery_id=None, delivered_on=None, as_json=False)
-    err.rule("3/3 data quality")
+    err.rule("3/4 data quality")
     quality(
         warehouse=warehouse,
         delivery_id=None,
         output=workdir / "reports" / "quality.json",
         as_json=False,
     )
-    err.print(f"[green]demo done[/]: warehouse {warehouse}, reports in {workdir / 'reports'}")
+    err.rule("4/4 the three-in-one view (三位一体) as of the end of the data")
+    features(as_of=DEMO_AS_OF, engine="duckdb", warehouse=warehouse, out=workdir / "features")
+    err.print(
+        f"[green]demo done[/]: warehouse {warehouse}, view in {workdir / 'features'}, "
+        f"reports in {workdir / 'reports'}"
+    )
 
 
 def pct(value: float | None) -> str:
