@@ -148,9 +148,9 @@ class ViewContext:
         Rows whose subject is no entity (e.g. an enterprise's legal representative as a
         private person) are dropped; a subject that owns several businesses counts for each.
         """
-        subjects = self.subjects
-        joined = table.inner_join(subjects, table[subject_column] == subjects.subject_id)
-        return joined.drop("subject_id") if "subject_id" in joined.columns else joined
+        subjects = self.subjects.rename(_subject="subject_id")
+        joined = table.inner_join(subjects, table[subject_column] == subjects._subject)
+        return joined.drop("_subject")
 
     def effective(self, name: str, key: str) -> ir.Table:
         """Table ``name`` without records under an open objection or repaired before as_of.

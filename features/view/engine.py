@@ -34,7 +34,24 @@ def _table_names(catalog: Catalog) -> tuple[str, ...]:
 
 
 def _prepare(warehouse: Path, catalog: Catalog) -> None:
-    """Make sure every catalog table exists (an empty table for an undelivered item)."""
+    """Make sure every table the view reads exists (empty for an undelivered item).
+
+    Checked read-only first, so that a complete warehouse is never opened for writing (and a
+    reader never contends for the write lock); only a warehouse missing tables is upgraded.
+    """
+    if warehouse.exists():
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            present = {
+                row[0]
+                for row in con.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+                ).fetchall()
+            }
+        finally:
+            con.close()
+        if set(_table_names(catalog)) <= present:
+            return
     con = connect(warehouse)
     try:
         ensure_schema(con, catalog)
