@@ -140,7 +140,9 @@ class ViewContext:
         owners = entities.filter(entities.entity_type == OWNER_IS_ENTITY).select(
             subject_id=entities.legal_rep_id, uscc=entities.uscc
         )
-        return own.union(owners, distinct=True)
+        # the halves cannot overlap (USCCs vs resident IDs, each unique in its table), so a
+        # plain UNION ALL gives the same rows without hashing them all
+        return own.union(owners)
 
     def by_entity(self, table: ir.Table, subject_column: str) -> ir.Table:
         """``table`` with a ``uscc`` column, mapping its subject through `subjects`.

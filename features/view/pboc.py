@@ -152,16 +152,18 @@ def known_accounts(ctx: ViewContext) -> ir.Table:
     return accounts.mutate(is_open=ctx.active(accounts.opened_on, accounts.closed_on))
 
 
-def known_history(ctx: ViewContext, accounts: ir.Table) -> ir.Table:
-    """Month-end rows of ``accounts`` for months before the as-of month, with severity."""
+def known_months(ctx: ViewContext) -> ir.Table:
+    """Month-end rows for months before the as-of month, with severity and class ordinals.
+
+    Aggregations run on these rows per account first; only the (much smaller) per-account
+    results are joined to the entities, which keeps the view fast at city scale.
+    """
     monthly = ctx.table("pboc_monthly")
     monthly = monthly.filter(monthly.month < _date(ctx.as_of_month))
-    cols = ("uscc", "account_id", "account_type", "guarantee_method", "amount", "is_open")
-    history = monthly.join(accounts.select(*cols), "account_id")
-    return history.mutate(
-        severity=history.status.cases(*STATUS_SEVERITY.items(), else_=0),
-        five=_five_class(history.five_class),
-        delinquent=history.status.isin(DELINQUENT),
+    return monthly.mutate(
+        severity=monthly.status.cases(*STATUS_SEVERITY.items(), else_=0),
+        five=_five_class(monthly.five_class),
+        delinquent=monthly.status.isin(DELINQUENT),
     )
 
 
@@ -179,42 +181,58 @@ def _account_features(ctx: ViewContext, accounts: ir.Table) -> ir.Table:
     ).drop("first_opened")
 
 
-def _repayment_features(ctx: ViewContext, history: ir.Table) -> ir.Table:
+def _repayment_features(ctx: ViewContext, accounts: ir.Table, months: ir.Table) -> ir.Table:
     """Worst status, delinquent months and five-category class over the 24-month window.
 
     Months since the last delinquency look back over the whole 5-year history a report
-    keeps (``policy.negative_retention_months``, 征信业管理条例 第十六条).
+    keeps (``policy.negative_retention_months``, 征信业管理条例 第十六条). Delinquent months
+    are counted once per entity however many accounts were late that month.
     """
     start = _date(months_before(ctx.as_of_month, HISTORY_MONTHS))
     retained = _date(months_before(ctx.as_of_month, ctx.policy.negative_retention_months))
-    h = history.filter(history.month >= retained)
+    h = months.filter(months.month >= retained)
     in_window = h.month >= start
-    none = ibis.null("date")
-    summary = h.group_by("uscc").agg(
-        pboc_worst_status_24m=in_window.ifelse(h.severity, ibis.null("int64")).max(),
-        pboc_delinquent_months_24m=(in_window & h.delinquent).ifelse(h.month, none).nunique(),
-        pboc_60dpd_months_24m=(in_window & h.status.isin(SIXTY_PLUS))
-        .ifelse(h.month, none)
-        .nunique(),
-        last_delinquent=h.delinquent.ifelse(h.month, none).max(),
-        pboc_worst_five_class_24m=in_window.ifelse(h.five, ibis.null("int64")).max(),
+    per_account = h.group_by("account_id").agg(
+        worst=in_window.ifelse(h.severity, ibis.null("int64")).max(),
+        last_delinquent=h.delinquent.ifelse(h.month, ibis.null("date")).max(),
+        worst_five=in_window.ifelse(h.five, ibis.null("int64")).max(),
     )
+    owners = accounts.select("uscc", "account_id")
+    a = per_account.inner_join(owners, "account_id")
+    summary = a.group_by("uscc").agg(
+        pboc_worst_status_24m=a.worst.max(),
+        last_delinquent=a.last_delinquent.max(),
+        pboc_worst_five_class_24m=a.worst_five.max(),
+    )
+    late = h.filter(in_window & h.delinquent)
+    late = late.inner_join(owners, "account_id")
+    counts = late.group_by("uscc").agg(
+        pboc_delinquent_months_24m=late.month.nunique(),
+        pboc_60dpd_months_24m=late.status.isin(SIXTY_PLUS)
+        .ifelse(late.month, ibis.null("date"))
+        .nunique(),
+    )
+    summary = summary.left_join(counts, "uscc").drop("uscc_right")
     as_of_index = ctx.as_of_month.year * 12 + ctx.as_of_month.month
     return summary.mutate(
-        pboc_months_since_delinquency=as_of_index - _month_index(summary.last_delinquent)
+        pboc_delinquent_months_24m=summary.pboc_delinquent_months_24m.fill_null(0),
+        pboc_60dpd_months_24m=summary.pboc_60dpd_months_24m.fill_null(0),
+        pboc_months_since_delinquency=as_of_index - _month_index(summary.last_delinquent),
     ).drop("last_delinquent")
 
 
-def _latest_features(ctx: ViewContext, history: ir.Table) -> ir.Table:
+def _latest_features(ctx: ViewContext, accounts: ir.Table, months: ir.Table) -> ir.Table:
     """Balances, arrears, utilisation and class in each open account's latest known month.
 
     Only accounts still open at ``as_of`` count, and only if their latest known month lies
     in the 24-month window (a silent account is not assumed to owe its old balance).
     """
     start = _date(months_before(ctx.as_of_month, HISTORY_MONTHS))
-    h = history.filter(history.is_open & (history.month >= start))
-    last = h.group_by(["uscc", "account_id"]).agg(month=h.month.max())
-    t = h.join(last, ["uscc", "account_id", "month"])
+    recent = months.filter(months.month >= start)
+    last = recent.group_by("account_id").agg(month=recent.month.max())
+    latest = recent.inner_join(last, ["account_id", "month"])
+    cols = ("uscc", "account_id", "account_type", "guarantee_method", "amount")
+    t = latest.inner_join(accounts.filter(accounts.is_open).select(*cols), "account_id")
     revolving = t.account_type.isin(REVOLVING)
 
     def balance_where(condition: ir.BooleanValue) -> ir.FloatingScalar:
@@ -287,14 +305,13 @@ def _guarantee_features(
     )
 
 
-def _borrower_history(ctx: ViewContext) -> ir.Table:
+def _borrower_history(ctx: ViewContext, months: ir.Table) -> ir.Table:
     """Known month-end rows of every borrower (by raw subject ID, entity or not)."""
     accounts = ctx.table("pboc_accounts")
     accounts = accounts.filter(ctx.known(accounts.opened_on))
-    monthly = ctx.table("pboc_monthly")
-    monthly = monthly.filter(monthly.month < _date(ctx.as_of_month))
-    h = monthly.join(accounts.select("account_id", "borrower_id"), "account_id")
-    return h.select("borrower_id", "month", five=_five_class(h.five_class))
+    bad = months.filter(months.five >= SUBSTANDARD)  # only these matter to guarantors
+    h = bad.inner_join(accounts.select("account_id", "borrower_id"), "account_id")
+    return h.select("borrower_id", "month", "five")
 
 
 def build(ctx: ViewContext) -> ir.Table:
@@ -313,7 +330,7 @@ def build(ctx: ViewContext) -> ir.Table:
         "months since" and worst-grade features stay missing without data.
     """
     accounts = known_accounts(ctx)
-    history = known_history(ctx, accounts)
+    months = known_months(ctx)
     inquiries = ctx.by_entity(ctx.table("pboc_inquiries"), "subject_id")
     inquiries = inquiries.filter(ctx.known(inquiries.inquired_on))
     guarantees = ctx.by_entity(ctx.table("pboc_guarantees"), "guarantor_id")
@@ -330,10 +347,10 @@ def build(ctx: ViewContext) -> ir.Table:
     )
     parts = (
         _account_features(ctx, accounts),
-        _repayment_features(ctx, history),
-        _latest_features(ctx, history),
+        _repayment_features(ctx, accounts, months),
+        _latest_features(ctx, accounts, months),
         _inquiry_features(ctx, inquiries),
-        _guarantee_features(ctx, guarantees, _borrower_history(ctx)),
+        _guarantee_features(ctx, guarantees, _borrower_history(ctx, months)),
     )
     view = population
     for part in parts:
