@@ -114,8 +114,10 @@ def main() -> None:
     print(f"peak memory (RSS)   {report['peak_bytes'] / 2**30:.2f} GiB (target < 8 GiB)")
     print(f"full scan, tables   {scan:.1f} s (warehouse tables, in DuckDB's own format)")
     print(f"full scan, files    {files_scan:.1f} s (the same tables as Parquet files)")
-    print(f"build / scan        {report['seconds'] / scan:.1f} against the tables, "
-          f"{report['seconds'] / files_scan:.1f} against the files   (target < 5)")
+    print(
+        f"build / scan        {report['seconds'] / scan:.1f} against the tables, "
+        f"{report['seconds'] / files_scan:.1f} against the files   (target < 5)"
+    )
 
 
 if __name__ == "__main__":

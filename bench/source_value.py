@@ -86,7 +86,7 @@ def main() -> None:
                  "--out", f"{tmp}/delivery"],
                 ["ingest", f"{tmp}/delivery", "--warehouse", str(warehouse), "--json"],
             ):  # fmt: skip
-                subprocess.run(  # noqa: S603 - our own CLI
+                subprocess.run(
                     [sys.executable, "-m", "wzcredit.cli", *command],
                     cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
                 )  # fmt: skip
