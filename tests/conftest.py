@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# tests run offline: MLflow must not try to send usage telemetry
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# LightGBM's OpenMP threads spin while waiting; on 2 busy cores that slows fits 50-fold
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 from tests.features.conftest import Rows, write_delivery
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from features.errors import FeatureError
+from models.errors import ModelError
 
 app = typer.Typer(
     name="wzcredit",
@@ -52,6 +54,12 @@ def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False,
 ) -> None:
     """Configure logging for every command (to stderr; never names or resident IDs)."""
+    # the CLI is the edge where the environment is set: MLflow must not phone home and
+    # must log through our handlers rather than its own
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    # LightGBM's OpenMP threads spin while waiting; on 2 busy cores that slows fits 50-fold
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
@@ -64,7 +72,7 @@ def _run(action: Callable[[], T]) -> T:
     """Run a command body, turning domain errors into a clear message and exit code 2."""
     try:
         return action()
-    except FeatureError as exc:
+    except (FeatureError, ModelError) as exc:
         err.print(f"[bold red]error[/] {exc.field}: {exc.rule}: {exc.message}", highlight=False)
         raise typer.Exit(2) from None
 
@@ -227,6 +235,121 @@ def features(
 
 
 @app.command()
+def train(
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    truth: Annotated[
+        Path | None, typer.Option(help="Generator truth folder: report the oracle AUC.")
+    ] = None,
+    table: Annotated[
+        Path | None, typer.Option(help="Train on this CSV/Parquet table instead (with CV).")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Target column of --table.")] = None,
+    bad: Annotated[str | None, typer.Option(help="Value of --target meaning default.")] = None,
+    special_codes: Annotated[
+        str | None, typer.Option(help="Comma-separated special codes, e.g. -7,-8,-9.")
+    ] = None,
+    data_end: Annotated[str, typer.Option(help="Last day of the data (plans snapshots).")] = (
+        "2020-12-31"
+    ),
+    tracking_uri: Annotated[
+        str, typer.Option(envvar="WZCREDIT_MLFLOW_URI", help="MLflow tracking URI.")
+    ] = "sqlite:///mlruns/mlflow.db",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train the champion (LightGBM) and challenger (WOE scorecard), calibrate, register."""
+    from features.view.engine import duckdb_tables  # noqa: PLC0415 - fast --help
+    from models.datasets import SnapshotPlan  # noqa: PLC0415
+    from models.registry import ModelRegistry, RegistryConfig  # noqa: PLC0415
+    from models.train import read_table, register, train_main, train_table  # noqa: PLC0415
+
+    def action() -> dict[str, Any]:
+        if table is not None:
+            if target is None or bad is None:
+                err.print("[bold red]error[/] target: required: --table needs --target and --bad")
+                raise typer.Exit(2)
+            codes = [float(c) for c in special_codes.split(",")] if special_codes else None
+            return train_table(
+                read_table(table), target, bad, special_codes=codes, progress=err.print
+            )
+        day = _parse_date("data_end", data_end)
+        assert day is not None
+        plan = SnapshotPlan.for_data_ending(day)
+        with duckdb_tables(warehouse) as (_, tables):
+            result = train_main(tables, plan, truth=truth, progress=err.print)
+        register(result, ModelRegistry(RegistryConfig(tracking_uri=tracking_uri)))
+        return result.to_dict()
+
+    result = _run(action)
+    if as_json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+        return
+    cv = table is not None
+    summary = Table(title="cross-validation (mean ± std)" if cv else "out-of-time test")
+    summary.add_column("model")
+    for column in ("ROC AUC", "KS", "Brier", "calibration error"):
+        summary.add_column(column, justify="right")
+    if not cv:
+        summary.add_column("calibrated by")
+        summary.add_column("version", justify="right")
+    for name in ("champion", "challenger"):
+        m = result[name]
+        keys = ("roc_auc", "ks", "brier", "calibration_error")
+        if cv:
+            cells = [f"{m[k]['mean']:.4f} ± {m[k]['std']:.4f}" for k in keys]
+        else:
+            cells = [f"{m[k]:.4f}" for k in keys]
+            cells += [str(m["calibration"]), str(result["versions"].get(name))]
+        summary.add_row(name, *cells)
+    out.print(summary)
+    if "oracle_auc" in result:
+        out.print(f"oracle AUC (generator truth, same test rows): {result['oracle_auc']:.4f}")
+
+
+models_app = typer.Typer(help="Registered models (MLflow): list, promote.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+TrackingOption = Annotated[
+    str, typer.Option(envvar="WZCREDIT_MLFLOW_URI", help="MLflow tracking URI.")
+]
+
+
+@models_app.command("list")
+def models_list(tracking_uri: TrackingOption = "sqlite:///mlruns/mlflow.db") -> None:
+    """Every registered version with its aliases and out-of-time metrics."""
+    from models.registry import ModelRegistry, RegistryConfig  # noqa: PLC0415
+
+    versions = _run(lambda: ModelRegistry(RegistryConfig(tracking_uri=tracking_uri)).versions())
+    table = Table(title="wzcredit models")
+    for column in ("version", "aliases", "role", "OOT AUC", "KS", "Brier", "created"):
+        table.add_column(column)
+    for v in versions:
+        m = v.metrics
+        table.add_row(
+            str(v.version),
+            ", ".join(v.aliases),
+            v.tags.get("role", ""),
+            f"{m.get('oot.roc_auc', float('nan')):.4f}",
+            f"{m.get('oot.ks', float('nan')):.4f}",
+            f"{m.get('oot.brier', float('nan')):.4f}",
+            f"{v.created:%Y-%m-%d %H:%M}",
+        )
+    out.print(table)
+
+
+@models_app.command("promote")
+def models_promote(
+    version: Annotated[int, typer.Argument(help="Model version to make champion.")],
+    force: Annotated[bool, typer.Option(help="Promote even with a lower OOT AUC.")] = False,
+    tracking_uri: TrackingOption = "sqlite:///mlruns/mlflow.db",
+) -> None:
+    """Make VERSION the champion; refused if its OOT AUC is below the champion's."""
+    from models.registry import ModelRegistry, RegistryConfig  # noqa: PLC0415
+
+    registry = ModelRegistry(RegistryConfig(tracking_uri=tracking_uri))
+    result = _run(lambda: registry.promote(version, force=force))
+    err.print(f"[green]promoted[/] {result}")
+
+
+@app.command()
 def generate(
     out: Annotated[Path, typer.Option("--out", help="Folder for the delivery files.")] = Path(
         "data/synthetic"
@@ -286,23 +409,36 @@ def demo(
     ),
     entities: Annotated[int, typer.Option(help="Market entities to generate.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    tracking_uri: TrackingOption = "sqlite:///mlruns/mlflow.db",
 ) -> None:
-    """The main job on embedded defaults: generate, ingest, data quality, three-in-one view."""
+    """The main job on embedded defaults: generate, ingest, quality, view, train."""
     delivery = workdir / "delivery"
     warehouse = workdir / "warehouse.duckdb"
-    err.rule("1/4 generate synthetic Wenzhou deliveries")
+    err.rule("1/5 generate synthetic Wenzhou deliveries")
     _generate(delivery, entities, seed, "2015-01", "2020-12", 0.01, "parquet")
-    err.rule("2/4 ingest into the warehouse")
+    err.rule("2/5 ingest into the warehouse")
     ingest(delivery, warehouse=warehouse, delivery_id=None, delivered_on=None, as_json=False)
-    err.rule("3/4 data quality")
+    err.rule("3/5 data quality")
     quality(
         warehouse=warehouse,
         delivery_id=None,
         output=workdir / "reports" / "quality.json",
         as_json=False,
     )
-    err.rule("4/4 the three-in-one view (三位一体) as of the end of the data")
+    err.rule("4/5 the three-in-one view (三位一体) as of the end of the data")
     features(as_of=DEMO_AS_OF, engine="duckdb", warehouse=warehouse, out=workdir / "features")
+    err.rule("5/5 train champion and challenger, register them in MLflow")
+    train(
+        warehouse=warehouse,
+        truth=delivery / "truth",
+        table=None,
+        target=None,
+        bad=None,
+        special_codes=None,
+        data_end=DEMO_AS_OF,
+        tracking_uri=tracking_uri,
+        as_json=False,
+    )
     err.print(
         f"[green]demo done[/]: warehouse {warehouse}, view in {workdir / 'features'}, "
         f"reports in {workdir / 'reports'}"
