@@ -16,6 +16,8 @@ from models.errors import ModelError
 from models.metrics import roc_auc
 
 TRUTH_FILE = "default_probability.parquet"
+#: where the generator puts the truth, inside its delivery folder
+TRUTH_FOLDER = "truth"
 
 
 def load_truth(folder: Path) -> pd.DataFrame:

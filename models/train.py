@@ -20,6 +20,7 @@ from typing import Any
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.model_selection import RepeatedStratifiedKFold, train_test_split
 
 from features.view import feature_specs
@@ -54,11 +55,16 @@ def _fit_pair(
     challenger = WOEScorecard(
         monotone=dict(monotone), categorical=list(categorical), special_codes=special_codes
     )
-    challenger.fit(x_fit, y_fit)
-    out = {}
-    for name, model in (("champion", champion), ("challenger", challenger)):
-        calibrator = Calibrator().fit(model.predict_proba(x_val)[:, 1], y_val)
-        out[name] = CalibratedModel(model, calibrator)
+    # the scorecard needs no early stopping: it sees the validation rows too, and its
+    # calibrator is fitted on out-of-fold scores of the same kind of scorecard
+    challenger.fit(pd.concat([x_fit, x_val]), np.concatenate([y_fit, y_val]))
+    held_out = clone(challenger).fit(x_fit, y_fit).predict_proba(x_val)[:, 1]
+    out = {
+        "champion": CalibratedModel(
+            champion, Calibrator().fit(champion.predict_proba(x_val)[:, 1], y_val)
+        ),
+        "challenger": CalibratedModel(challenger, Calibrator().fit(held_out, y_val)),
+    }
     return out
 
 

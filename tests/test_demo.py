@@ -9,12 +9,16 @@ import duckdb
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
+from models.registry import ModelRegistry, RegistryConfig
 from wzcredit.cli import DEMO_AS_OF, app
 
 
 def test_demo_generates_ingests_reports_and_builds_the_view(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
-    result = CliRunner().invoke(app, ["demo", "--workdir", str(workdir), "--entities", "1500"])
+    store = ["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+    result = CliRunner().invoke(
+        app, ["demo", "--workdir", str(workdir), "--entities", "1500", *store]
+    )
     assert result.exit_code == 0, result.output
 
     manifest = json.loads((workdir / "delivery" / "manifest.json").read_text("utf-8"))
@@ -32,7 +36,13 @@ def test_demo_generates_ingests_reports_and_builds_the_view(tmp_path: Path) -> N
     assert table.num_rows == meta["rows"] > 500
     assert table.column_names == ["uscc", "as_of", *(f["name"] for f in meta["features"])]
 
-    again = CliRunner().invoke(app, ["demo", "--workdir", str(workdir), "--entities", "1500"])
+    registry = ModelRegistry(RegistryConfig(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"))
+    assert set(registry.aliases()) == {"champion", "challenger"}
+
+    again = CliRunner().invoke(
+        app, ["demo", "--workdir", str(workdir), "--entities", "1500", *store]
+    )
     assert again.exit_code == 0, again.output  # re-running is safe: nothing ingested twice
     with duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM deliveries").fetchall() == [(1,)]
+    assert set(registry.aliases()) == {"champion", "challenger", "candidate"}

@@ -428,9 +428,10 @@ def demo(
     err.rule("4/5 the three-in-one view (三位一体) as of the end of the data")
     features(as_of=DEMO_AS_OF, engine="duckdb", warehouse=warehouse, out=workdir / "features")
     err.rule("5/5 train champion and challenger, register them in MLflow")
+    from models.evaluation import TRUTH_FOLDER  # noqa: PLC0415 - the oracle AUC only
     train(
         warehouse=warehouse,
-        truth=delivery / "truth",
+        truth=delivery / TRUTH_FOLDER,
         table=None,
         target=None,
         bad=None,
