@@ -42,6 +42,23 @@ def operating(world: World, j: int) -> Bools:
     return result
 
 
+def quality(world: World) -> Floats:
+    """The persistent entity effect α (higher is worse): compliance records reflect it."""
+    return world.latent.quality
+
+
+def strained(world: World, j: int) -> Bools:
+    """In a strained spell in month ``j`` (current but strained, or behind)."""
+    result: Bools = world.latent.strained[:, j]
+    return result
+
+
+def strained_quietly(world: World, j: int) -> Bools:
+    """Strained in month ``j`` and not seeking bank credit: it defers public obligations."""
+    result: Bools = world.latent.strained[:, j] & ~world.latent.seeks_credit
+    return result
+
+
 def behind(world: World, j: int) -> Bools:
     """1–90 days behind in month ``j``."""
     stage = world.latent.stage[:, j]

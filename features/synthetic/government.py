@@ -31,8 +31,11 @@ from features.synthetic.events import (
     monthly_events,
     operating,
     pick,
+    quality,
     sequence_ids,
     sigmoid,
+    strained,
+    strained_quietly,
     zero_pad,
 )
 from features.synthetic.registry import INDIVIDUAL
@@ -42,8 +45,11 @@ from features.synthetic.world import World
 Ints = npt.NDArray[np.int64]
 Days = npt.NDArray[np.datetime64]
 
+#: Extra weight of the persistent entity effect α on compliance records (penalties, arrears,
+#: commitments, annual reports): an entity's record over the years reveals it.
+COMPLIANCE = 2.0
 _LICENCE_RATE = np.array([0.02, 0.006, 0.01])
-_PENALTY_RATE = np.array([0.004, 0.0015, 0.002])
+_PENALTY_RATE = np.array([0.0036, 0.0013, 0.0018])
 _COMMITMENT_RATE = np.array([0.004, 0.001, 0.003])
 _LICENCE_ABBREVIATIONS = ("市监", "环", "卫健", "应急", "交运", "建", "商", "农")
 _PENALTY_ABBREVIATIONS = ("市监", "环", "应急", "税", "综执", "消", "交运", "人社")
@@ -106,7 +112,8 @@ def build_licenses(world: World) -> pa.Table:
     rate = _LICENCE_RATE[reg.entity_type] * np.where(np.isin(reg.industry, [2, 7, 16]), 1.5, 1.0)
 
     def probability(j: int) -> Floats:
-        return np.where(operating(world, j), rate * np.exp(-0.15 * distress(world, j)), 0.0)
+        busy = rate * np.exp(-0.15 * distress(world, j)) * (1.0 - 0.5 * strained(world, j))
+        return np.where(operating(world, j), busy, 0.0)
 
     entity, month = monthly_events(world, "licence_events", probability, tl.j_start, tl.j_end)
     decided, published = _decisions(world, month, "licence_days")
@@ -145,9 +152,16 @@ def build_penalties(world: World) -> tuple[pa.Table, Ints]:
     rate = _PENALTY_RATE[reg.entity_type]
 
     def probability(j: int) -> Floats:
-        stressed = 1.0 + behind(world, j) + defaulted(world, j)
+        stressed = (
+            1.0
+            + 2.0 * strained(world, j)
+            + 8.0 * strained_quietly(world, j)
+            + 2.0 * behind(world, j)
+            + defaulted(world, j)
+        )
         live = operating(world, j) | defaulted(world, j)
-        return np.where(live, rate * np.exp(0.8 * distress(world, j)) * stressed, 0.0)
+        x = 0.8 * distress(world, j) + COMPLIANCE * quality(world)
+        return np.where(live, rate * np.exp(x) * stressed, 0.0)
 
     entity, month = monthly_events(world, "penalty_events", probability, tl.j_start, tl.j_end)
     decided, published = _decisions(world, month, "penalty_days")
@@ -219,7 +233,7 @@ def build_tax_credit(world: World) -> tuple[pa.Table, Ints, Ints]:
     """The ``tax_credit`` table, plus (entity, year) of every A grade (for the red list)."""
     reg, tl, lat = world.registry, world.timeline, world.latent
     rng = world.rng("tax_credit")
-    taxed = (reg.entity_type != INDIVIDUAL) | (rng.random(reg.n) < 0.10)
+    taxed = reg.keeps_books
     first_year = max(2014, tl.start.year - 1)
     parts: dict[str, list[npt.NDArray[np.generic]]] = {
         k: [] for k in ("entity", "year", "grade", "day")
@@ -240,8 +254,17 @@ def build_tax_credit(world: World) -> tuple[pa.Table, Ints, Ints]:
         mean_score = (
             lat.score[np.ix_(rows, months)].astype(np.float64).mean(axis=1) - lat.params.base_logit
         )
+        strained_share = lat.strained[np.ix_(rows, months)].mean(axis=1) * np.where(
+            lat.seeks_credit[rows], 1.0, 1.5
+        )
         was_default = (lat.default_month[rows] >= 0) & (lat.default_month[rows] <= j_april)
-        score = 100 - (18 + 6 * mean_score + rng.normal(0, 6, rows.size) + 45 * was_default)
+        score = 100 - (
+            14
+            + 10 * mean_score
+            + 40 * strained_share
+            + rng.normal(0, 6, rows.size)
+            + 45 * was_default
+        )
         grade = np.select([score >= 90, score >= 70, score >= 40], ["A", "B", "C"], "D")
         new = reg.registered_on[rows] >= np.datetime64(f"{year}-01-01")
         grade = np.where(new | ((score >= 70) & (rng.random(rows.size) < 0.04)), "M", grade)
@@ -265,15 +288,19 @@ def build_arrears(world: World) -> pa.Table:
     """The ``social_insurance_arrears`` table."""
     reg, tl = world.registry, world.timeline
     rng = world.rng("arrears_details")
-    insured = np.where(
-        reg.entity_type == INDIVIDUAL,
-        (reg.employees >= 3) & (rng.random(reg.n) < 0.2),
-        (reg.employees >= 1) & (rng.random(reg.n) < 0.8),
-    )
-    base = logit(0.008)
+    insured = reg.insured
+    base = logit(0.007)
 
     def probability(j: int) -> Floats:
-        x = base + 1.0 * distress(world, j) + 2.5 * behind(world, j) + 2.0 * defaulted(world, j)
+        x = (
+            base
+            + 1.0 * distress(world, j)
+            + COMPLIANCE * quality(world)
+            + 2.0 * strained(world, j)
+            + 3.0 * strained_quietly(world, j)
+            + 1.0 * behind(world, j)
+            + 2.0 * defaulted(world, j)
+        )
         live = operating(world, j) | defaulted(world, j)
         return np.where(insured & live, sigmoid(x), 0.0)
 
@@ -309,7 +336,14 @@ def build_commitments(world: World) -> tuple[pa.Table, Ints]:
     due_j = np.minimum(tl.index_of(due), tl.n_months - 1)
     score = lat.score[entity, due_j].astype(np.float64) - lat.params.base_logit
     gone_bad = (lat.default_month[entity] >= 0) & (lat.default_month[entity] <= due_j)
-    broken = rng.random(n) < sigmoid(logit(0.05) + 1.0 * score + 2.0 * gone_bad)
+    strained_at_due = lat.strained[entity, due_j] * (1.0 + 0.7 * ~lat.seeks_credit[entity])
+    broken = rng.random(n) < sigmoid(
+        logit(0.05)
+        + 1.0 * score
+        + COMPLIANCE * lat.quality[entity]
+        + 1.5 * strained_at_due
+        + 2.0 * gone_bad
+    )
     fulfilled = np.where(due >= tl.delivered, "履行中", np.where(broken, "未履行", "已履行"))
     table = make_table(
         "credit_commitments",

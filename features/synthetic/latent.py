@@ -47,16 +47,36 @@ Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 
 NOT_ACTIVE, DEFAULTED = -1, 4
+#: Share of entities that answer strain by applying for bank credit, for entities with public
+#: obligations they can put off first (social insurance, book-kept taxes) and without: the
+#: others defer those obligations and show in government data instead.
+SEEKS_CREDIT = (0.5, 0.9)
 
 
 @dataclass(frozen=True)
 class LatentParameters:
-    """Parameters of the latent process (see the module docstring)."""
+    """Parameters of the latent process (see the module docstring).
+
+    Each monthly transition probability is ``sigmoid(logit + slope·x)`` with ``x = s −
+    base_logit`` the entity's distress relative to a typical entity.
+    """
 
     base_logit: float = -6.0
-    alpha_sd: float = 1.0
-    rho: float = 0.95
-    innovation_sd: float = 0.22
+    alpha_sd: float = 0.25
+    rho: float = 0.5
+    innovation_sd: float = 0.43
+    #: healthy → strained (H → S)
+    strain_logit: float = -4.85
+    strain_slope: float = 1.0
+    #: strained → 1–30 days behind (S → 1)
+    slip_logit: float = -3.0
+    slip_slope: float = 0.5
+    #: strained → healthy (S → H), falls with x
+    recover_logit: float = -2.4
+    recover_slope: float = -0.5
+    #: healthy → 1–30 days behind without a strained spell first (a sudden shock)
+    shock_logit: float = -9.0
+    shock_slope: float = 1.0
     roll_logits: tuple[float, float, float] = (0.1, 1.0, 1.6)
     roll_slope: float = 0.5
     young_effect: float = 0.7
@@ -188,22 +208,58 @@ def _sigmoid(x: npt.NDArray[np.floating]) -> Floats:
 
 
 @dataclass(frozen=True)
+class Transitions:
+    """Monthly transition probabilities of the distress chain for given ``x = s − base_logit``.
+
+    With ``variance > 0`` each probability is averaged over ``x + N(0, variance)`` (the probit
+    approximation ``E[sigmoid(a + bZσ)] ≈ sigmoid(a / sqrt(1 + πb²σ²/8))``).
+    """
+
+    shock: Floats
+    strain: Floats
+    slip: Floats
+    recover: Floats
+    rolls: tuple[Floats, Floats, Floats]
+
+    @classmethod
+    def at(cls, params: LatentParameters, x: Floats, variance: float = 0.0) -> Transitions:
+        """The transition probabilities at distress ``x``."""
+
+        def rate(logit: float, slope: float) -> Floats:
+            return _sigmoid((logit + slope * x) / np.sqrt(1.0 + np.pi * slope**2 * variance / 8))
+
+        p = params
+        g1, g2, g3 = p.roll_logits
+        return cls(
+            shock=rate(p.shock_logit, p.shock_slope),
+            strain=rate(p.strain_logit, p.strain_slope),
+            slip=rate(p.slip_logit, p.slip_slope),
+            recover=rate(p.recover_logit, p.recover_slope),
+            rolls=(rate(g1, p.roll_slope), rate(g2, p.roll_slope), rate(g3, p.roll_slope)),
+        )
+
+
+@dataclass(frozen=True)
 class Latent:
     """The simulated latent paths of every entity on the timeline grid.
 
     ``score`` is ``s`` (float32, N × months), ``stage`` the distress stage (int8: -1 not
-    registered, 0 current, 1–3 delinquent, 4 defaulted), ``default_month`` the grid index of
-    the default or -1.
+    registered, 0 current, 1–3 delinquent, 4 defaulted), ``strained`` whether the entity is
+    in a strained spell (current or behind), ``default_month`` the grid index of the default
+    or -1.
     """
 
     timeline: Timeline
     params: LatentParameters
     score: npt.NDArray[np.float32]
     stage: npt.NDArray[np.int8]
+    strained: npt.NDArray[np.bool_]
     default_month: Ints
     registered_month: Ints
     deregistered_month: Ints
     base: Floats
+    quality: Floats  # the persistent entity effect α inside ``base``
+    seeks_credit: npt.NDArray[np.bool_]  # copes with strain by applying for bank credit
     stress_loading: Floats
     covid_loading: Floats
     deregistration_hazard: Floats  # monthly
@@ -227,44 +283,50 @@ class Latent:
         return result
 
     def default_probability(self, j: int, rows: Ints) -> Floats:
-        """True probability that entities ``rows`` (current or delinquent at ``j``) default
-        within months ``j+1 … j+12`` (see the module docstring)."""
+        """True probability that entities ``rows`` (not defaulted by month ``j``; not yet
+        registered counts as healthy) default within months ``j+1 … j+12`` given their state
+        in month ``j`` (see the module docstring)."""
         p = self.params
-        u = self.score[rows, j].astype(np.float64) - self.deterministic(j)[rows]
         stage = self.stage[rows, j]
-        probs = [(stage == k).astype(np.float64) for k in range(4)]
+        strained = self.strained[rows, j]
+        probs = [
+            ((stage <= 0) & ~strained).astype(np.float64),
+            ((stage == 0) & strained).astype(np.float64),
+            *((stage == k).astype(np.float64) for k in range(1, 4)),
+        ]
         survive = 1.0 - self.deregistration_hazard[rows]
         alive = np.ones(rows.size)
         total = np.zeros(rows.size)
-        variance = 0.0
+        variance = p.innovation_sd**2 / (1.0 - p.rho**2)  # u is noise: its stationary law
         for k in range(1, 13):
-            variance = p.rho**2 * variance + p.innovation_sd**2
-            mean = self.deterministic(j + k)[rows] + p.rho**k * u
-            hazard = _sigmoid(mean / np.sqrt(1.0 + np.pi * variance / 8.0))
-            shrink = np.sqrt(1.0 + np.pi * p.roll_slope**2 * variance / 8.0)
-            rolls = [
-                _sigmoid((g + p.roll_slope * (mean - p.base_logit)) / shrink) for g in p.roll_logits
-            ]
+            x = self.deterministic(j + k)[rows] - p.base_logit
+            t = Transitions.at(p, x, variance)
+            healthy, strained_now, b1, b2, b3 = probs
+            r1, r2, r3 = t.rolls
             alive = alive * survive
-            total += alive * probs[3] * rolls[2]
+            total += alive * b3 * r3
+            stay = healthy * (1 - t.shock)
             probs = [
-                probs[0] * (1 - hazard)
-                + probs[1] * (1 - rolls[0])
-                + probs[2] * (1 - rolls[1])
-                + probs[3] * (1 - rolls[2]),
-                probs[0] * hazard,
-                probs[1] * rolls[0],
-                probs[2] * rolls[1],
+                stay * (1 - t.strain) + strained_now * (1 - t.slip) * t.recover,
+                stay * t.strain
+                + strained_now * (1 - t.slip) * (1 - t.recover)
+                + b1 * (1 - r1)
+                + b2 * (1 - r2)
+                + b3 * (1 - r3),
+                healthy * t.shock + strained_now * t.slip,
+                b1 * r1,
+                b2 * r2,
             ]
         return total
 
     def truth_batches(self, uscc: pa.Array, labels: pa.Array) -> Iterator[pa.RecordBatch]:
-        """One batch per delivered month: (uscc, month, default_probability)."""
+        """One batch per delivered month ``m``: (uscc, month, default_probability), for every
+        entity active in ``m`` and not defaulted by month ``m - 1``: the probability of a
+        default in months ``m … m+11`` given the state in month ``m - 1``."""
         t = self.timeline
         for j in range(t.j_start, t.j_end + 1):
-            stage = self.stage[:, j]
-            rows = np.flatnonzero((stage >= 0) & (stage < DEFAULTED))
-            probability = self.default_probability(j, rows)
+            rows = np.flatnonzero(self.active(j) & (self.stage[:, j - 1] < DEFAULTED))
+            probability = self.default_probability(j - 1, rows)
             yield pa.record_batch(
                 [
                     uscc.take(pa.array(rows)),
@@ -273,6 +335,30 @@ class Latent:
                 ],
                 names=["uscc", "month", "default_probability"],
             )
+
+
+def _step(
+    stage: npt.NDArray[np.int8],
+    strained: npt.NDArray[np.bool_],
+    t: Transitions,
+    draw: Floats,
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.bool_]]:
+    """One month of the distress chain: (stage, strained) after it, from one uniform draw."""
+    new, new_strained = stage.copy(), strained.copy()
+    healthy = (stage == 0) & ~strained
+    new[healthy & (draw < t.shock)] = 1
+    new_strained[healthy & (draw < t.shock + (1 - t.shock) * t.strain)] = True
+    current_strained = (stage == 0) & strained
+    slipped = current_strained & (draw < t.slip)
+    new[slipped] = 1
+    recovered = current_strained & ~slipped & (draw < t.slip + (1 - t.slip) * t.recover)
+    new_strained[recovered] = False
+    for k, roll in enumerate(t.rolls, start=1):
+        at_k = stage == k
+        rolled = at_k & (draw < roll)
+        new[at_k & ~rolled] = 0  # caught up, still strained
+        new[rolled] = k + 1
+    return new, new_strained
 
 
 def simulate(
@@ -295,8 +381,9 @@ def simulate(
         + effect
         + np.array(_DISTRICT_EFFECT)[registry.district]
         + p.size_effect * size
-        + p.alpha_sd * rng.standard_normal(n)
     )
+    quality = p.alpha_sd * rng.standard_normal(n)
+    base = base + quality
     registered_month = timeline.index_of(registry.registered_on)
     deregistered_month = np.where(
         np.isnat(registry.deregistered_on), months + 1, timeline.index_of(registry.deregistered_on)
@@ -307,10 +394,13 @@ def simulate(
         params=p,
         score=np.empty((n, months), dtype=np.float32),
         stage=np.empty((n, months), dtype=np.int8),
+        strained=np.empty((n, months), dtype=np.bool_),
         default_month=np.full(n, -1, dtype=np.int64),
         registered_month=registered_month,
         deregistered_month=deregistered_month,
         base=base,
+        quality=quality,
+        seeks_credit=np.zeros(n, dtype=np.bool_),
         stress_loading=stress_loading,
         covid_loading=covid_loading,
         deregistration_hazard=1.0 - (1.0 - hazard_year) ** (1.0 / 12.0),
@@ -318,29 +408,26 @@ def simulate(
     stationary_sd = p.innovation_sd / np.sqrt(1.0 - p.rho**2)
     u = stationary_sd * rng.standard_normal(n)
     stage = np.zeros(n, dtype=np.int8)
+    strained = np.zeros(n, dtype=np.bool_)
     for j in range(months):
         if j:
             u = p.rho * u + p.innovation_sd * rng.standard_normal(n)
         s = latent.deterministic(j) + u
         active = latent.active(j)
         draw = rng.random(n)
-        hazard = _sigmoid(s)
         stage = np.where(active & (stage == NOT_ACTIVE), 0, stage).astype(np.int8)
-        new = stage.copy()
-        new[(stage == 0) & (draw < hazard)] = 1
-        for k, g in enumerate(p.roll_logits, start=1):
-            at_k = stage == k
-            roll = _sigmoid(g + p.roll_slope * (s - p.base_logit))
-            rolled = at_k & (draw < roll)
-            new[at_k & ~rolled] = 0
-            new[rolled] = k + 1
+        new, new_strained = _step(stage, strained, Transitions.at(p, s - p.base_logit), draw)
         if j < timeline.j_start:
             new[(stage == 3) & (new == DEFAULTED)] = 0  # no defaults during the burn-in
         defaulted_now = (new == DEFAULTED) & (stage == 3) & active
         latent.default_month[defaulted_now] = j
         new[~active] = NOT_ACTIVE
         new[active & (latent.default_month >= 0)] = DEFAULTED
-        stage = new
+        new_strained &= (new >= 0) & (new < DEFAULTED)
+        stage, strained = new, new_strained
         latent.score[:, j] = s
         latent.stage[:, j] = stage
+        latent.strained[:, j] = strained
+    deferrable = registry.insured | registry.keeps_books
+    latent.seeks_credit[:] = rng.random(n) < np.where(deferrable, SEEKS_CREDIT[0], SEEKS_CREDIT[1])
     return latent

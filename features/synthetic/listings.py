@@ -28,9 +28,13 @@ from features.synthetic.events import (
     monthly_events,
     operating,
     pick,
+    quality,
     sequence_ids,
     sigmoid,
+    strained,
+    strained_quietly,
 )
+from features.synthetic.government import COMPLIANCE
 from features.synthetic.registry import ENTERPRISE, INDIVIDUAL
 from features.synthetic.schema import make_table
 from features.synthetic.world import World
@@ -38,7 +42,7 @@ from features.synthetic.world import World
 Ints = npt.NDArray[np.int64]
 Days = npt.NDArray[np.datetime64]
 
-_ANNUAL_REPORT_BASE = (logit(0.03), logit(0.045), logit(0.06))
+_ANNUAL_REPORT_BASE = (logit(0.015), logit(0.02), logit(0.03))
 _LIST_TYPES = (
     ("重大税收违法失信主体", 0.3),
     ("拖欠农民工工资失信联合惩戒对象", 0.25),
@@ -69,14 +73,26 @@ def build_abnormal_operations(world: World) -> tuple[pa.Table, Ints, Ints, Days]
     def annual(j: int) -> Floats:
         if int(tl.month(j).astype(np.int64)) % 12 != 6:  # July
             return np.zeros(reg.n)
-        x = base + 0.8 * distress(world, j) + 1.5 * defaulted(world, j)
+        x = (
+            base
+            + 0.8 * distress(world, j)
+            + COMPLIANCE * quality(world)
+            + 2.5 * strained(world, j)
+            + 2.0 * strained_quietly(world, j)
+            + 1.5 * defaulted(world, j)
+        )
         registered_before = tl.index_of(reg.registered_on) < j - 6
         return np.where(
             (operating(world, j) | defaulted(world, j)) & registered_before, sigmoid(x), 0.0
         )
 
     def unreachable(j: int) -> Floats:
-        return np.where(defaulted(world, j), 0.01, 0.0) + np.where(behind(world, j), 0.003, 0.0)
+        return (
+            np.where(defaulted(world, j), 0.01, 0.0)
+            + np.where(behind(world, j), 0.04, 0.0)
+            + np.where(strained(world, j), 0.015, 0.0)
+            + np.where(strained_quietly(world, j), 0.06, 0.0)
+        )
 
     a_entity, a_month = monthly_events(world, "annual_report_events", annual, tl.j_start, tl.j_end)
     u_entity, u_month = monthly_events(
@@ -127,7 +143,7 @@ def build_serious_dishonesty(
     rng = world.rng("serious_dishonesty")
 
     def probability(j: int) -> Floats:
-        x = logit(0.00004) + 1.0 * distress(world, j) + 1.5 * defaulted(world, j)
+        x = logit(0.00015) + 1.0 * distress(world, j) + 1.5 * defaulted(world, j)
         return np.where(operating(world, j) | defaulted(world, j), sigmoid(x), 0.0)
 
     entity, month = monthly_events(world, "serious_events", probability, tl.j_start, tl.j_end)
@@ -169,8 +185,9 @@ def build_red_list(world: World, a_entity: Ints, a_year: Ints) -> pa.Table:
     )
 
     def probability(j: int) -> Floats:
-        x = logit(0.0008) - 1.2 * distress(world, j)
-        return np.where(operating(world, j) & (reg.entity_type == ENTERPRISE), sigmoid(x), 0.0)
+        x = logit(0.0025) - 1.2 * distress(world, j)
+        eligible = operating(world, j) & ~strained(world, j) & (reg.entity_type == ENTERPRISE)
+        return np.where(eligible, sigmoid(x), 0.0)
 
     entity, month = monthly_events(world, "honour_events", probability, tl.j_start, tl.j_end)
     honour = np.array(_HONOURS)[rng.choice(4, entity.size, p=[0.6, 0.05, 0.25, 0.1])]

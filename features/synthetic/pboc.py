@@ -35,6 +35,8 @@ Days = npt.NDArray[np.datetime64]
 COVERAGE = (0.82, 0.22, 0.30, 0.45)
 OPENING_RATE = (0.05, 0.035, 0.03, 0.03)
 INITIAL_ACCOUNTS = (1.2, 0.8, 0.6, 0.6)
+#: Banks turn most applications of strained borrowers down: their opening rate shrinks.
+STRAINED_OPENING = 0.3
 RESOLUTION_SHARE = 0.4
 NEVER = 1 << 30
 
@@ -100,6 +102,7 @@ def _openings(world: World, klass: Ints, covered: npt.NDArray[np.bool_]) -> tupl
     for j in range(tl.j_end + 1):
         score = lat.score[:, j].astype(np.float64)
         p_open = np.minimum(rate * np.exp(-0.25 * (score - lat.params.base_logit)), 0.3)
+        p_open = np.where(lat.strained[:, j], STRAINED_OPENING * p_open, p_open)
         eligible = covered & (lat.stage[:, j] == 0)
         hits = np.flatnonzero(eligible & (rng.random(world.registry.n) < p_open))
         entities.append(hits)

@@ -38,6 +38,12 @@ FIVE_CLASS = ("1", "2", "3", "4", "5", "6", "9")
 _CLASS_OF_STATUS = np.array([0, 1, 1, 1, 2, 3, 3, 4, 0, 4, 4, 4, 4, 0, 0, 6])
 DEFAULT_STATUSES = ("4", "5", "6", "7", "B")
 CHUNK_ACCOUNTS = 200_000
+#: Monthly chance of an ``M`` and of an isolated ``1`` on a current account, for healthy and
+#: for strained borrowers (a strained borrower pays late more often before falling behind).
+PAID_LATE, STRAINED_PAID_LATE = 0.01, 0.1
+CAUGHT_UP, STRAINED_CAUGHT_UP = 0.003, 0.06
+#: Revolving utilisation rises by these shares per stage behind and while strained.
+UTILISATION_PER_STAGE, UTILISATION_STRAINED = 0.3, 0.5
 
 
 @dataclass
@@ -62,6 +68,7 @@ def _statuses(
     acc: Ints,
     j: Ints,
     stage: Ints,
+    strained: npt.NDArray[np.bool_],
     revolving: npt.NDArray[np.bool_],
     rng: np.random.Generator,
 ) -> Ints:
@@ -72,8 +79,10 @@ def _statuses(
     status = np.where((stage >= 1) & (stage <= 3), stage, _S["N"])
     current = (status == _S["N"]) & ~after_default
     status = np.where(current & revolving[acc] & (u[0] < 0.25), _S["*"], status)
-    status = np.where(current & (status == _S["N"]) & (u[1] < 0.01), _S["M"], status)
-    status = np.where(current & (status == _S["N"]) & (u[1] > 0.997), _S["1"], status)
+    paid_late = np.where(strained, STRAINED_PAID_LATE, PAID_LATE)  # M: after the due day
+    caught_up = np.where(strained, STRAINED_CAUGHT_UP, CAUGHT_UP)  # an isolated 1
+    status = np.where(current & (status == _S["N"]) & (u[1] < paid_late), _S["M"], status)
+    status = np.where(current & (status == _S["N"]) & (u[1] > 1 - caught_up), _S["1"], status)
     status = np.where((j == accounts.open_j[acc]) & current & (u[2] < 0.01), _S["#"], status)
     status = np.where(~after_default & (j == accounts.close_j[acc]), _S["C"], status)
     status = np.where(after_default, _S["4"] + np.minimum(j - default_j, 3), status)
@@ -90,6 +99,7 @@ def _amounts(
     acc: Ints,
     j: Ints,
     stage: Ints,
+    strained: npt.NDArray[np.bool_],
     status: Ints,
     amortising: npt.NDArray[np.bool_],
     rng: np.random.Generator,
@@ -107,7 +117,8 @@ def _amounts(
         amount,
     )
     card = term == 0
-    utilisation = np.clip(rng.beta(2, 5, acc.size) * (1 + 0.3 * stage), 0, 1)
+    rise = 1 + UTILISATION_PER_STAGE * stage + UTILISATION_STRAINED * strained
+    utilisation = np.clip(rng.beta(2, 5, acc.size) * rise, 0, 1)
     balance = np.where(card, amount * utilisation, schedule)
     installment = np.where(
         card, 0.1 * balance, np.where(amortising[acc], amount / np.maximum(term, 1), amount * 0.006)
@@ -140,13 +151,14 @@ def monthly_batches(
         j = first[acc] + (np.arange(acc.size) - offsets)
         entity = accounts.entity[acc]
         stage = np.maximum(lat.stage[entity, j], 0).astype(np.int64)
-        status = _statuses(accounts, acc, j, stage, revolving, rng)
-        balance, overdue = _amounts(accounts, acc, j, stage, status, amortising, rng)
+        strained = lat.strained[entity, j]
+        status = _statuses(accounts, acc, j, stage, strained, revolving, rng)
+        balance, overdue = _amounts(accounts, acc, j, stage, strained, status, amortising, rng)
 
         # Post-loan inquiries by the lender, far more often for delinquent borrowers.
         delinquent = (status >= 1) & (status <= 3)
         after_default = (accounts.default_j[acc] >= 0) & (j >= accounts.default_j[acc])
-        p_inquiry = np.select([delinquent, after_default], [0.4, 0.08], 0.02)
+        p_inquiry = np.select([delinquent, after_default, strained], [0.4, 0.08, 0.08], 0.02)
         hit = (rng.random(acc.size) < p_inquiry) & (status != _S["C"])
         post_loan.entity.append(entity[hit])
         post_loan.day.append(tl.random_day(j[hit], rng))

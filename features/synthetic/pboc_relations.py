@@ -31,7 +31,13 @@ from features.synthetic.world import World
 Ints = npt.NDArray[np.int64]
 
 _OUTSIDE_AREAS = ("330102", "330203", "330481", "310115", "320506", "350203")
-_SHOPPING_BASE = (0.015, 0.006, 0.004, 0.008)
+_SHOPPING_BASE = (0.01, 0.004, 0.003, 0.006)
+#: Extra monthly applications while strained: (no account yet, with an account).
+_STRAINED_SHOPPING = (0.4, 0.5)
+#: ... and a burst of applications in the first months of a strained spell.
+_BURST, _BURST_MONTHS = (1.0, 1.0), 2
+#: ... much less for entities that do not turn to banks when strained.
+_QUIET = 0.15
 _SHOPPING_REASONS = (("02", 0.45), ("24", 0.2), ("26", 0.15), ("03", 0.15), ("08", 0.05))
 _SHOPPING_INSTITUTIONS = (("11", 0.5), ("12", 0.2), ("51", 0.15), ("24", 0.1), ("99", 0.05))
 
@@ -153,6 +159,39 @@ def build_guarantees(
     return table, np.concatenate([who, -1 - outside_guarantor]), starts
 
 
+def _shopping(world: World, accounts: Accounts, rng: np.random.Generator) -> tuple[Ints, Ints]:
+    """(entity, month) of every credit-shopping application (pre-loan inquiry).
+
+    A steady trickle that rises with the latent score (halved for entities with no account),
+    tripled while behind; while strained a steady extra rate, plus a burst in the first
+    months of the strained spell (the entity looks for money everywhere).
+    """
+    reg, tl, lat = world.registry, world.timeline, world.latent
+    has_account = np.zeros(reg.n, dtype=bool)
+    has_account[accounts.entity] = True
+    base = np.array(_SHOPPING_BASE)[borrower_class(world)] * np.where(has_account, 1.0, 0.5)
+    strained_rate = np.where(has_account, _STRAINED_SHOPPING[1], _STRAINED_SHOPPING[0])
+    burst_rate = np.where(has_account, _BURST[1], _BURST[0])
+    spell = np.zeros(reg.n, dtype=np.int64)  # months into the current strained spell
+    entities, months = [], []
+    for j in range(tl.j_end + 1):
+        strained = lat.strained[:, j]
+        spell = np.where(strained, spell + 1, 0)
+        if j < tl.j_start:
+            continue
+        stage = lat.stage[:, j]
+        distress = lat.score[:, j].astype(np.float64) - lat.params.base_logit
+        burst = np.where(spell <= _BURST_MONTHS, burst_rate, 0.0)
+        rate = base * np.exp(0.6 * distress) * (1 + 2 * ((stage >= 1) & (stage <= 3)))
+        rate += (strained_rate + burst) * strained * np.where(lat.seeks_credit, 1.0, _QUIET)
+        count = rng.poisson(np.where((stage >= 0) & (stage <= 3), np.minimum(rate, 3.0), 0.0))
+        entities.append(np.repeat(np.arange(reg.n), count))
+        months.append(np.full(int(count.sum()), j, dtype=np.int64))
+    if not entities:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(entities), np.concatenate(months)
+
+
 def build_inquiries(
     world: World,
     accounts: Accounts,
@@ -232,37 +271,25 @@ def build_inquiries(
         np.full(guarantor.size, "08"),
         np.array(products.institution_ids("11"))[rng.integers(0, 25, guarantor.size)],
     )
-    # Credit shopping, stronger before and during distress; fewer for entities with no account.
-    has_account = np.zeros(reg.n, dtype=bool)
-    has_account[accounts.entity] = True
-    base = np.array(_SHOPPING_BASE)[borrower_class(world)] * np.where(has_account, 1.0, 0.5)
-    for j in range(tl.j_start, tl.j_end + 1):
-        stage = lat.stage[:, j]
-        score = lat.score[:, j].astype(np.float64)
-        rate = (
-            base
-            * np.exp(0.6 * (score - lat.params.base_logit))
-            * (1 + 2 * ((stage >= 1) & (stage <= 3)))
-        )
-        count = rng.poisson(np.where((stage >= 0) & (stage <= 3), np.minimum(rate, 3.0), 0.0))
-        who = np.repeat(np.arange(reg.n), count)
-        kind = np.array([c for c, _ in _SHOPPING_INSTITUTIONS])[
-            rng.choice(5, who.size, p=[w for _, w in _SHOPPING_INSTITUTIONS])
-        ]
-        pools = {c: np.array(products.institution_ids(c)) for c, _ in _SHOPPING_INSTITUTIONS}
-        institution = np.empty(who.size, dtype="<U16")
-        for c, pool in pools.items():
-            rows = np.flatnonzero(kind == c)
-            institution[rows] = pool[rng.integers(0, pool.size, rows.size)]
-        add(
-            world.subject_of(who),
-            tl.random_day(np.full(who.size, j), rng),
-            kind,
-            np.array([r for r, _ in _SHOPPING_REASONS])[
-                rng.choice(5, who.size, p=[w for _, w in _SHOPPING_REASONS])
-            ],
-            institution,
-        )
+    # Credit shopping (see `_shopping`).
+    who, month = _shopping(world, accounts, rng)
+    kind = np.array([c for c, _ in _SHOPPING_INSTITUTIONS])[
+        rng.choice(5, who.size, p=[w for _, w in _SHOPPING_INSTITUTIONS])
+    ]
+    institution = np.empty(who.size, dtype="<U16")
+    for c, _ in _SHOPPING_INSTITUTIONS:
+        rows = np.flatnonzero(kind == c)
+        pool = np.array(products.institution_ids(c))
+        institution[rows] = pool[rng.integers(0, pool.size, rows.size)]
+    add(
+        world.subject_of(who),
+        tl.random_day(month, rng),
+        kind,
+        np.array([r for r, _ in _SHOPPING_REASONS])[
+            rng.choice(5, who.size, p=[w for _, w in _SHOPPING_REASONS])
+        ],
+        institution,
+    )
     # 09: judicial inquiries after some defaults.
     defaulted = np.flatnonzero((lat.default_month >= 0) & (rng.random(reg.n) < 0.3))
     add(

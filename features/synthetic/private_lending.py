@@ -70,7 +70,7 @@ def _contracts(world: World, rng: np.random.Generator) -> tuple[Ints, Ints]:
     entities, months = [], []
     for j in range(tl.j_start, tl.j_end + 1):
         distress = lat.score[:, j].astype(np.float64) - lat.params.base_logit
-        p_new = np.minimum(0.03 * np.exp(0.3 * distress), 0.3)
+        p_new = np.minimum(0.03 * np.exp(0.3 * distress) * (1 + 2 * lat.strained[:, j]), 0.3)
         hits = np.flatnonzero(user & (lat.stage[:, j] == 0) & (rng.random(reg.n) < p_new))
         entities.append(hits)
         months.append(np.full(hits.size, j, dtype=np.int64))
@@ -156,7 +156,10 @@ def build_private_loans(
         "timedelta64[D]"
     )
     distress = lat.score[entity, contract_j].astype(np.float64) - lat.params.base_logit
-    spread = np.array(_LENDER_SPREAD)[lender] + 2.5 * distress + rng.normal(0, 2.0, n)
+    strained = lat.strained[entity, contract_j]
+    spread = (
+        np.array(_LENDER_SPREAD)[lender] + 2.5 * distress + 3.0 * strained + rng.normal(0, 2.0, n)
+    )
     rate = np.round(np.clip(composite[contract_j] + spread, 3.0, 60.0), 2)
 
     status, overdue_days, settled_on, caught = _snapshot(

@@ -158,6 +158,8 @@ class Registry:
     person_town: Strings
     person_village: Strings
     spare_persons: npt.NDArray[np.int64]  # persons representing no entity
+    insured: npt.NDArray[np.bool_]  # an employer registered for social insurance
+    keeps_books: npt.NDArray[np.bool_]  # taxed on its books: graded for tax credit
 
     @property
     def n(self) -> int:
@@ -377,4 +379,17 @@ def build_registry(config: GeneratorConfig) -> Registry:
         person_town=p_town,
         person_village=p_village,
         spare_persons=n + members + np.arange(spares, dtype=np.int64),
+        **_obligations(stream(config.seed, "obligations"), kind, employees),
     )
+
+
+def _obligations(
+    rng: np.random.Generator, kind: npt.NDArray[np.int64], employees: npt.NDArray[np.int64]
+) -> dict[str, npt.NDArray[np.bool_]]:
+    """Who owes social insurance (most enterprises with staff, a fifth of the individual
+    businesses with 3 or more) and who is taxed on its books (every enterprise and
+    cooperative, a tenth of the individual businesses)."""
+    individual = kind == INDIVIDUAL
+    u = rng.random((2, kind.size))
+    insured = np.where(individual, (employees >= 3) & (u[0] < 0.2), (employees >= 1) & (u[0] < 0.8))
+    return {"insured": insured, "keeps_books": ~individual | (u[1] < 0.10)}
