@@ -22,7 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from features.synthetic import GeneratorConfig, generate
+# run as a script, this file's folder comes first on sys.path, where bench/features.py would
+# shadow the `features` package: put the project root first instead
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from features.synthetic import GeneratorConfig, generate  # noqa: E402
 
 
 def _peak_rss_gib() -> float:
