@@ -3,7 +3,8 @@
 No real Wenzhou credit data can be published, so ``generate`` writes a delivery with the
 shape, codes, volumes and faults of the real ones (one file per catalog table,
 ``delivery.json``, ``manifest.json``) plus ``truth/default_probability.parquet``, the true
-12-month default probability that drives the simulated defaults — for evaluation only.
+12-month default probability of the process that drives the simulated defaults, given what
+the records can reveal by the end of each month (see ``latent``) — for evaluation only.
 
 Examples
 --------

@@ -1,8 +1,9 @@
 """Monthly event draws shared by the government-data builders.
 
 An observable event (a penalty, an arrears month, a licence) happens to entity ``i`` in
-month ``j`` with a probability that is a function of the latent state; drawing is one
-vectorised Bernoulli draw per month over all entities.
+month ``j`` with a probability that is a function of the latent state — the distress score,
+the strained spell and the stage (see ``latent``), and for compliance records the persistent
+entity effect; drawing is one vectorised Bernoulli draw per month over all entities.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from features.synthetic.world import World
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
+
+#: Weight of the persistent entity effect α on compliance records (penalties, social-insurance
+#: arrears, annual reports, commitments), on top of its weight through the latent score: an
+#: entity's compliance record over the years reveals it.
+COMPLIANCE = 2.0
 
 
 def sigmoid(x: npt.ArrayLike) -> Floats:

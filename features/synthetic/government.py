@@ -1,18 +1,27 @@
 """Government public-credit data (部门数据): licences, penalties, tax grades, arrears, commitments.
 
-Each table is a noisy view of the latent score, with coverage that differs by segment:
+Each table is a noisy view of the latent state (see ``latent``) — the distress score, the
+strained spell, the stage and, for compliance records, the persistent entity effect, whose
+weight ``COMPLIANCE`` lets years of records reveal it — with coverage that differs by
+segment. A strained entity that does not turn to banks puts off its public obligations first,
+so its strain shows here most:
 
-- ``admin_licenses`` (行政许可): activity, slightly more for healthy entities; published within
-  the 7 working days of the 双公示 rule (late ones are injected as faults).
-- ``admin_penalties`` (行政处罚): more often and more severe the worse the score and while
-  behind; summary-procedure (简易) penalties are warnings or small fines; publicity ends after
-  3 months for light penalties and 3 years otherwise (SAMR Order 45 Art. 13).
-- ``tax_credit`` (纳税信用等级): every enterprise and cooperative and the few individual
-  businesses taxed on their books, graded A/B/C/D from a score that falls with the year's
-  mean latent score, M for entities new that year, published in April of the next year.
-- ``social_insurance_arrears`` (社保欠缴): insured employers in arrears, far more often while
-  behind or after a default — an early signal that also covers thin-file entities.
-- ``credit_commitments`` (信用承诺): kept, broken (more likely for weak entities) or pending.
+- ``admin_licenses`` (行政许可): activity, slightly more for healthy entities and half as
+  much while strained; published within the 7 working days of the 双公示 rule (late ones are
+  injected as faults).
+- ``admin_penalties`` (行政处罚): more often and more severe the worse the score, several times
+  more while strained (most of all when putting off obligations) or behind; summary-procedure
+  (简易) penalties are warnings or small fines; publicity ends after 3 months for light
+  penalties and 3 years otherwise (SAMR Order 45 Art. 13).
+- ``tax_credit`` (纳税信用等级): the entities taxed on their books (every enterprise and
+  cooperative, a tenth of the individual businesses), graded A/B/C/D from a score that falls
+  with the year's mean latent score and its strained months, M for entities new that year,
+  published in April of the next year.
+- ``social_insurance_arrears`` (社保欠缴): employers registered for social insurance, in arrears
+  rarely while healthy and most months while strained and putting obligations off — the
+  monthly, early signal that also covers thin-file entities.
+- ``credit_commitments`` (信用承诺): kept, broken (more likely for weak or strained entities) or
+  pending.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import pyarrow as pa
 
 from features.synthetic import names
 from features.synthetic.events import (
+    COMPLIANCE,
     Floats,
     behind,
     defaulted,
@@ -45,9 +55,6 @@ from features.synthetic.world import World
 Ints = npt.NDArray[np.int64]
 Days = npt.NDArray[np.datetime64]
 
-#: Extra weight of the persistent entity effect α on compliance records (penalties, arrears,
-#: commitments, annual reports): an entity's record over the years reveals it.
-COMPLIANCE = 2.0
 _LICENCE_RATE = np.array([0.02, 0.006, 0.01])
 _PENALTY_RATE = np.array([0.0036, 0.0013, 0.0018])
 _COMMITMENT_RATE = np.array([0.004, 0.001, 0.003])
@@ -289,14 +296,14 @@ def build_arrears(world: World) -> pa.Table:
     reg, tl = world.registry, world.timeline
     rng = world.rng("arrears_details")
     insured = reg.insured
-    base = logit(0.007)
+    base = logit(0.004)
 
     def probability(j: int) -> Floats:
         x = (
             base
             + 1.0 * distress(world, j)
             + COMPLIANCE * quality(world)
-            + 2.0 * strained(world, j)
+            + 2.5 * strained(world, j)
             + 3.0 * strained_quietly(world, j)
             + 1.0 * behind(world, j)
             + 2.0 * defaulted(world, j)

@@ -1,34 +1,57 @@
-"""Latent creditworthiness, the Wenzhou credit cycle, distress and default.
+"""Latent creditworthiness, the Wenzhou credit cycle, strain, distress and default.
 
 Every entity has, each month ``j``, a **distress score** ``s`` on the logit scale (higher is
 worse)::
 
     s[i, j] = base[i] + young[i, j] + k_s·L_s[i]·stress[j] + k_c·L_c[i]·covid[j] + u[i, j]
 
-- ``base``: entity type, industry, district and size effects plus a persistent
-  entity-specific quality ``α ~ N(0, σ_α²)``;
+- ``base``: entity type, industry, district and size effects plus a small persistent
+  entity-specific quality ``α ~ N(0, σ_α²)`` (``quality``), which the compliance records
+  (penalties, arrears, annual reports, commitments) weigh more heavily than defaults do, so
+  an entity's record over the years reveals it;
 - ``young``: new entities are riskier, decaying over their first years;
 - ``stress``: the shared Wenzhou credit cycle — the tail of the 2011–2014 guarantee-chain
   (担保链) crisis with a stress period around 2015–2016 — and ``covid``, the 2020 shock; each
   entity loads on them by industry (manufacturing and construction on the credit stress,
   catering, culture and transport on COVID) and district (guarantee-chain districts);
-- ``u``: an AR(1) path, ``u[j] = ρ·u[j-1] + σ·ε``.
+- ``u``: a short-memory AR(1) path, ``u[j] = ρ·u[j-1] + σ·ε``: month-to-month noise that no
+  record reflects, part of the outcome's randomness rather than of what can be known.
 
-``s`` drives a **distress chain** like the PBOC overdue buckets: a current entity (stage 0)
-falls 1–30 days behind with the monthly hazard ``h = sigmoid(s)``; a delinquent entity rolls
-on to the next bucket (31–60, 61–90 days) with probability ``r_k = sigmoid(g_k + b·(s − s₀))``
-or cures back to current; rolling on from stage 3 is a **default** (91+ days past due), which
-is absorbing. Defaults are only allowed inside the delivered window (during the burn-in a
-stage-3 entity cures instead). Every observable table is a noisy, partial view of ``s`` and of
-the stage, and every default shows up in the records in its month (see ``pboc``,
-``private_lending`` and ``listings``).
+With ``x = s − base_logit`` (0 for a typical entity), ``s`` drives a monthly **distress
+chain**; every transition probability is ``sigmoid(logit + slope·x)`` (`LatentParameters`):
 
-The **true 12-month default probability** at month ``j`` (``truth/``) propagates the chain
-12 months ahead from the entity's actual stage, with each month's hazard and roll rates
-averaged over the AR(1) forecast distribution of ``u`` (the probit approximation
-``E[sigmoid(m + σZ)] ≈ sigmoid(m / sqrt(1 + πσ²/8))``, a mean-field approximation of the exact
-conditional probability) and with the constant deregistration hazard as a competing risk.
-It is the model that drives the events, so its AUC is the ceiling any model can reach.
+- **healthy → strained**: cash-flow strain (资金紧张) begins. The strained spell is the
+  persistent state that drives defaults, and it shows in the records: a strained entity that
+  turns to banks (``seeks_credit``) shops for credit (a burst of pre-loan inquiries, most
+  declined, see ``pboc_relations``), one that does not first puts off its public obligations
+  (social-insurance arrears, taxes, fees: arrears, penalties, abnormal-operation listings and
+  a lower tax grade, see ``government`` and ``listings``); borrowers pay late now and then
+  and draw more on their lines (``pboc_monthly``), private loans cost more
+  (``private_lending``). Whether an entity seeks credit is drawn once and does not change its
+  risk, only where its strain shows: most employers registered for social insurance put that
+  off first, most other entities go to the banks.
+- **strained → 1–30 days behind**, or **strained → healthy** (the spell ends), the first
+  likelier and the second rarer the higher ``x``; a healthy entity rarely falls behind
+  directly (a sudden shock).
+- **behind**: like the PBOC overdue buckets, a delinquent entity rolls on to the next bucket
+  (31–60, 61–90 days) with probability ``r_k`` or catches up, still strained; rolling on from
+  stage 3 is a **default** (91+ days past due), which is absorbing. Defaults are only allowed
+  inside the delivered window (during the burn-in a stage-3 entity cures instead).
+
+Every observable table is a noisy, partial view of ``x``, of the strain and of the stage, and
+every default shows up in the records in its month (see ``pboc``, ``private_lending`` and
+``listings``).
+
+The **true 12-month default probability** (``truth/``) of month ``m`` is the probability, as
+of the end of month ``m``, that an entity active in ``m`` and not defaulted by month ``m − 1``
+defaults in months ``m … m+11`` — the twelve months of records reported after the as-of
+date (a PBOC month is reported in the next month) — given its state in month ``m − 1``, the
+last month whose records are all known by then: its stage and strain, ``base`` and the
+known path of age and cycle. The short-lived noise ``u`` is averaged out (each month's rates
+over its stationary law, by the probit approximation ``E[sigmoid(a + bσZ)] ≈ sigmoid(a /
+sqrt(1 + πb²σ²/8))``, propagated mean-field), with the constant deregistration hazard as a
+competing risk. It is what a perfect analyst of the records could know, so its AUC is the
+ceiling a model can reach.
 """
 
 from __future__ import annotations
@@ -47,10 +70,6 @@ Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 
 NOT_ACTIVE, DEFAULTED = -1, 4
-#: Share of entities that answer strain by applying for bank credit, for entities with public
-#: obligations they can put off first (social insurance, book-kept taxes) and without: the
-#: others defer those obligations and show in government data instead.
-SEEKS_CREDIT = (0.5, 0.9)
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,9 @@ class LatentParameters:
     #: healthy → 1–30 days behind without a strained spell first (a sudden shock)
     shock_logit: float = -9.0
     shock_slope: float = 1.0
+    #: share that turns to banks when strained: employers registered for social insurance
+    #: (which they can put off first), other entities
+    seeks_credit: tuple[float, float] = (0.5, 0.9)
     roll_logits: tuple[float, float, float] = (0.1, 1.0, 1.6)
     roll_slope: float = 0.5
     young_effect: float = 0.7
@@ -283,9 +305,9 @@ class Latent:
         return result
 
     def default_probability(self, j: int, rows: Ints) -> Floats:
-        """True probability that entities ``rows`` (not defaulted by month ``j``; not yet
-        registered counts as healthy) default within months ``j+1 … j+12`` given their state
-        in month ``j`` (see the module docstring)."""
+        """True probability that entities ``rows`` (not defaulted by month ``j``; one not yet
+        registered counts as healthy) default within months ``j+1 … j+12``, given their
+        state in month ``j`` (see the module docstring)."""
         p = self.params
         stage = self.stage[rows, j]
         strained = self.strained[rows, j]
@@ -320,7 +342,7 @@ class Latent:
         return total
 
     def truth_batches(self, uscc: pa.Array, labels: pa.Array) -> Iterator[pa.RecordBatch]:
-        """One batch per delivered month ``m``: (uscc, month, default_probability), for every
+        """One batch per delivered month ``m``: (uscc, month, default_probability) of every
         entity active in ``m`` and not defaulted by month ``m - 1``: the probability of a
         default in months ``m … m+11`` given the state in month ``m - 1``."""
         t = self.timeline
@@ -428,6 +450,5 @@ def simulate(
         latent.score[:, j] = s
         latent.stage[:, j] = stage
         latent.strained[:, j] = strained
-    deferrable = registry.insured | registry.keeps_books
-    latent.seeks_credit[:] = rng.random(n) < np.where(deferrable, SEEKS_CREDIT[0], SEEKS_CREDIT[1])
+    latent.seeks_credit[:] = rng.random(n) < np.where(registry.insured, *p.seeks_credit)
     return latent

@@ -1,12 +1,13 @@
 """Lists kept by the authorities: abnormal operations, blacklist, red list, dishonest debtors.
 
 - ``abnormal_operations`` (经营异常名录): mostly "annual report not filed" listings each July
-  (reports are due by 30 June), more likely for weak and defaulted entities, most removed
-  once the report is filed; "unreachable at the registered address" after a default or while
-  far behind. An enterprise still listed after 3 years moves to the serious list.
+  (reports are due by 30 June), rare for healthy entities and common for strained, weak and
+  defaulted ones, most removed once the report is filed; "unreachable at the registered
+  address" while strained (most of all when putting obligations off), behind or after a
+  default. An enterprise still listed after 3 years moves to the serious list.
 - ``serious_dishonesty`` (严重失信名单): the 3-year rule above, plus rare listings whose
   hazard rises steeply with the latent score and after a default (tax, wage arrears, safety).
-- ``red_list`` (守信红名单): A-grade taxpayers and the best entities' honours.
+- ``red_list`` (守信红名单): A-grade taxpayers and honours of the best entities not strained.
 - ``dishonest_debtors`` (失信被执行人): a listing at or after an entity's default. When neither
   ``pboc_monthly`` nor ``private_loans`` shows the default, the court listing in the default
   month is what makes it visible, so every default appears in the records in its month.
@@ -20,6 +21,7 @@ import pyarrow as pa
 
 from features.synthetic import names
 from features.synthetic.events import (
+    COMPLIANCE,
     Floats,
     behind,
     defaulted,
@@ -34,7 +36,6 @@ from features.synthetic.events import (
     strained,
     strained_quietly,
 )
-from features.synthetic.government import COMPLIANCE
 from features.synthetic.registry import ENTERPRISE, INDIVIDUAL
 from features.synthetic.schema import make_table
 from features.synthetic.world import World
@@ -42,7 +43,7 @@ from features.synthetic.world import World
 Ints = npt.NDArray[np.int64]
 Days = npt.NDArray[np.datetime64]
 
-_ANNUAL_REPORT_BASE = (logit(0.015), logit(0.02), logit(0.03))
+_ANNUAL_REPORT_BASE = (logit(0.01), logit(0.014), logit(0.02))
 _LIST_TYPES = (
     ("重大税收违法失信主体", 0.3),
     ("拖欠农民工工资失信联合惩戒对象", 0.25),
@@ -77,7 +78,7 @@ def build_abnormal_operations(world: World) -> tuple[pa.Table, Ints, Ints, Days]
             base
             + 0.8 * distress(world, j)
             + COMPLIANCE * quality(world)
-            + 2.5 * strained(world, j)
+            + 3.0 * strained(world, j)
             + 2.0 * strained_quietly(world, j)
             + 1.5 * defaulted(world, j)
         )

@@ -2,8 +2,9 @@
 
 Coverage is the point: banks report most enterprises but few individual businesses and
 farmers, so well under half of all entities have a PBOC history (thin files). Better
-entities are somewhat more likely to be covered and open accounts more often; no account is
-opened while an entity is delinquent or after it defaulted.
+entities are somewhat more likely to be covered and open accounts more often; a strained
+entity opens far fewer (banks decline it), and no account is opened while an entity is
+delinquent or after it defaulted.
 
 An account follows its borrower's distress stage month by month (see ``pboc_monthly``). An
 account that is open when the borrower falls behind for the last time before defaulting

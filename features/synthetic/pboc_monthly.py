@@ -2,17 +2,18 @@
 
 Repayment-status symbols follow a Markov chain driven by the borrower's latent distress
 stage: ``N`` while current (``*`` for an unused revolving line or card, now and then ``M``
-— paid after the due day but before month end — and rare isolated ``1`` for a late payment
-that is caught up), ``1`` → ``2`` → ``3`` while the borrower is 1–30, 31–60, 61–90 days
-behind, ``4``–``7`` after the default (91–120 … 180+ days), then ``B`` (呆账) once written
-off, or a final ``D`` / ``Z`` / ``G``; ``C`` in the month the account is settled and ``#``
-now and then in an account's first month. The five-category class (五级分类) follows the
+— paid after the due day but before month end — and an isolated ``1`` for a late payment
+that is caught up, both far more often while the borrower is strained, when it also draws
+more on its revolving lines), ``1`` → ``2`` → ``3`` while the borrower is 1–30, 31–60,
+61–90 days behind, ``4``–``7`` after the default (91–120 … 180+ days), then ``B`` (呆账) once
+written off, or a final ``D`` / ``Z`` / ``G``; ``C`` in the month the account is settled and
+``#`` now and then in an account's first month. The five-category class (五级分类) follows the
 days past due as in the credit-card rule of DOMAIN.md §3.6: 正常 when current, 关注 at 1–90
 days, 次级 at 91–120, 可疑 at 121–180, 损失 beyond.
 
 Rows are generated account by account in chunks (a few hundred thousand accounts at a
 time) and streamed to the writer. Post-loan inquiries (贷后管理, reason 01) are drawn in the
-same pass, far more often for delinquent borrowers.
+same pass, more often for strained and far more often for delinquent borrowers.
 """
 
 from __future__ import annotations

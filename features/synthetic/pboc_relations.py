@@ -6,8 +6,11 @@ or person of the same district, the web of mutual guarantees (互保/担保链) 
 2011–2014 Wenzhou crisis. A few Wenzhou guarantors stand behind borrowers outside the city.
 
 Inquiries: pre-loan inquiries (02 贷款审批, 03 信用卡审批, 24 融资审批, 26 额度审批) before
-each new account and, as "credit shopping", more often the worse an entity's latent score
-and much more often while it is behind; post-loan inquiries (01 贷后管理) by the lenders;
+each new account and, as "credit shopping" (applications, most declined): a trickle that
+rises with the latent score and triples while behind, and — for an entity that turns to banks
+when strained — a burst in the first two months of a strained spell and a steady stream
+while it lasts (entities that put off their public obligations instead shop far less);
+post-loan inquiries (01 贷后管理) by the lenders;
 08 担保资格审查 on guarantors; 22 on the legal representative of a borrowing enterprise;
 09 司法调查 after some defaults. Entities without any PBOC account are inquired too
 (applications that were declined), so even thin files leave a trace here.
@@ -31,7 +34,7 @@ from features.synthetic.world import World
 Ints = npt.NDArray[np.int64]
 
 _OUTSIDE_AREAS = ("330102", "330203", "330481", "310115", "320506", "350203")
-_SHOPPING_BASE = (0.01, 0.004, 0.003, 0.006)
+_SHOPPING_BASE = (0.005, 0.002, 0.0015, 0.003)
 #: Extra monthly applications while strained: (no account yet, with an account).
 _STRAINED_SHOPPING = (0.4, 0.5)
 #: ... and a burst of applications in the first months of a strained spell.

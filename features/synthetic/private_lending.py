@@ -2,19 +2,20 @@
 
 A minority of entities borrow privately; whether they do is independent of their latent
 quality (a registered loan is positive credit evidence and must never lower a grade by
-itself, Art. 18). New loans come more often the worse the latent score, never while the
-entity is behind or after it defaulted. Every loan of ¥3m or more, or with 30 or more
-lenders, is registered (mandatory); smaller ones only voluntarily (about a third), and only
-registered loans are delivered — so many private borrowers leave no trace. Most are
-registered within the 15 days the regulation allows, some later.
+itself, Art. 18). New loans come more often the worse the latent score and three times as
+often while strained, never while the entity is behind or after it defaulted. Every loan of
+¥3m or more, or with 30 or more lenders, is registered (mandatory); smaller ones only
+voluntarily (about a third), and only registered loans are delivered — so many private
+borrowers leave no trace. Most are registered within the 15 days the regulation allows, some
+later.
 
 The rate is the 温州指数 composite of the contract month plus a spread by lender type that
-grows with the latent score; some exceed the legal cap (24% before 2020-08-20, then 4×LPR),
-a distress signal. The status is the state on the delivery date (a snapshot): 正常, 结清
-(with ``settled_on``), 逾期 (1–90 days) or 违约 (more than 90 days: the loan was outstanding
-when the borrower defaulted). ``overdue_days`` counts from the day the borrower fell behind,
-so ``delivered_on - overdue_days + 90 days`` — the day it passed 90 days overdue, the PBOC
-91+ days rule — falls in the borrower's default month.
+grows with the latent score and while strained; some exceed the legal cap (24% before
+2020-08-20, then 4×LPR), a distress signal. The status is the state on the delivery date
+(a snapshot): 正常, 结清 (with ``settled_on``), 逾期 (1–90 days) or 违约 (more than 90 days:
+the loan was outstanding when the borrower defaulted). ``overdue_days`` counts from the day
+the borrower fell behind, so ``delivered_on - overdue_days + 90 days`` — the day it passed
+90 days overdue, the PBOC 91+ days rule — falls in the borrower's default month.
 """
 
 from __future__ import annotations

@@ -5,7 +5,11 @@ and 1% farmers' cooperatives (农民专业合作社, possible only since the 200
 dates run from 1995 to the last simulated month, younger entities more numerous;
 deregistration is a constant hazard of 2–4% a year by type. Capital and employees are
 log-normal by type. Every entity has one legal representative (or owner), a person of its
-own; agricultural entities also bring their farmer households.
+own; agricultural entities also bring their farmer households. Public obligations: most
+enterprises and cooperatives with staff, and a fifth of the individual businesses with three
+or more, are registered employers for social insurance (``insured``); every enterprise and
+cooperative and a tenth of the individual businesses are taxed on their books
+(``keeps_books``, graded for tax credit).
 
 USCC area part: the registering authority's code in force on the registration day, so 龙港
 entities registered before 2019-08-16 carry 330327 and 洞头 entities registered before the

@@ -445,16 +445,21 @@ def _defaults(con: duckdb.DuckDBPyConnection, delivered: dt.date) -> None:
 
 
 def _window(con: duckdb.DuckDBPyConnection, as_of: str) -> tuple[np.ndarray, np.ndarray]:
-    """(realised default in the next 12 months, truth probability) of entities active at as_of."""
+    """(realised default, truth probability) of the entities active in month ``as_of``.
+
+    The truth of month ``m`` is the probability of a default in months ``m … m+11`` — the
+    twelve months of records reported after the end of month ``m`` — for an entity that had
+    not defaulted by month ``m - 1``: the population and window here.
+    """
     year, month = map(int, as_of.split("-"))
-    end = f"{year + (month + 11) // 12}-{(month + 11) % 12 + 1:02d}"
+    end = f"{year + (month + 10) // 12}-{(month + 10) % 12 + 1:02d}"
     rows = con.execute(
-        f"""SELECT coalesce(d.m > '{as_of}' AND d.m <= '{end}', FALSE), t.default_probability
+        f"""SELECT coalesce(d.m >= '{as_of}' AND d.m <= '{end}', FALSE), t.default_probability
             FROM entities e LEFT JOIN first_default d USING (uscc)
             LEFT JOIN truth t ON t.uscc = e.uscc AND t.month = '{as_of}'
             WHERE strftime(e.registered_on, '%Y-%m') <= '{as_of}'
               AND (e.deregistered_on IS NULL OR strftime(e.deregistered_on, '%Y-%m') > '{as_of}')
-              AND (d.m IS NULL OR d.m > '{as_of}')"""
+              AND (d.m IS NULL OR d.m >= '{as_of}')"""
     ).fetchall()
     realised = np.array([r[0] for r in rows], dtype=bool)
     truth = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=float)
@@ -484,18 +489,19 @@ def test_default_rate_band_and_stress_years(
 
 def _faulted_default_rows(tables: dict[str, pa.Table], manifest: dict[str, Any]) -> int:
     """Rows carrying a default that also carry a delivery fault (so `clean` drops them)."""
-    shows_default = {
-        "dishonest_debtors": lambda row: True,
-        "pboc_monthly": lambda row: row["status"] in ("4", "5", "6", "7", "B"),
-        "private_loans": lambda row: row["status"] == "违约",
+    default_status = {
+        "dishonest_debtors": None,  # every listing is a default
+        "pboc_monthly": ("4", "5", "6", "7", "B"),
+        "private_loans": ("违约",),
     }
     count = 0
     for fault in manifest["faults"]:
-        test = shows_default.get(fault["table"])
-        if test is None:
+        table = fault["table"]
+        if table not in default_status:
             continue
-        row = tables[fault["table"]].slice(fault["row"] - 1, 1).to_pylist()[0]
-        count += bool(test(row))
+        statuses = default_status[table]
+        row = tables[table].slice(fault["row"] - 1, 1).to_pylist()[0]
+        count += statuses is None or row["status"] in statuses
     return count
 
 
@@ -514,6 +520,53 @@ def test_truth_is_calibrated_and_oracle_auc_below_one(
     realised, truth = realised[~missing], truth[~missing]
     assert abs(truth.mean() - realised.mean()) < 0.3 * realised.mean()
     assert 0.75 < _auc(realised, truth) < 0.95
+
+
+def _signalled(con: duckdb.DuckDBPyConnection, as_of: str) -> list[tuple[bool, float, int]]:
+    """(defaults in the 12 months from as_of, share with a negative record in the year
+    before, entities) for the entities registered a year before as_of and active in it."""
+    start = f"{int(as_of[:4]) - 1}{as_of[4:]}"
+    end = f"{int(as_of[:4]) + 1}{as_of[4:]}"
+
+    def month(column: str) -> str:
+        value = f"strftime({column}, '%Y-%m')"
+        return f"{value} >= '{start}' AND {value} < '{as_of}'"
+
+    rows: list[tuple[bool, float, int]] = con.execute(
+        f"""WITH signals AS (
+              SELECT s.uscc FROM pboc_inquiries q JOIN subject s ON s.sid = q.subject_id
+                WHERE q.reason IN ('02', '03', '24', '26') AND {month("q.inquired_on")}
+              UNION SELECT uscc FROM social_insurance_arrears
+                WHERE month >= '{start}' AND month < '{as_of}'
+              UNION SELECT uscc FROM abnormal_operations WHERE {month("listed_on")}
+              UNION SELECT uscc FROM admin_penalties
+                WHERE procedure = '普通' AND {month("decided_on")}
+              UNION SELECT s.uscc FROM pboc_monthly p JOIN pboc_accounts a USING (account_id)
+                JOIN subject s ON s.sid = a.borrower_id
+                WHERE p.status IN ('1', '2', '3') AND p.month >= '{start}' AND p.month < '{as_of}'
+            )
+            SELECT coalesce(d.m >= '{as_of}' AND d.m < '{end}', FALSE) AS bad,
+                   avg((e.uscc IN (SELECT uscc FROM signals))::INT), count(*)
+            FROM entities e LEFT JOIN first_default d USING (uscc)
+            WHERE strftime(e.registered_on, '%Y-%m') < '{start}'
+              AND (e.deregistered_on IS NULL OR strftime(e.deregistered_on, '%Y-%m') > '{as_of}')
+              AND (d.m IS NULL OR d.m >= '{as_of}')
+            GROUP BY 1 ORDER BY 1"""
+    ).fetchall()
+    return rows
+
+
+def test_defaults_are_foreshadowed_in_the_records(
+    con: duckdb.DuckDBPyConnection, delivery: GenerationResult
+) -> None:
+    """The strain that precedes most defaults shows in the year before: credit shopping,
+    social-insurance arrears, abnormal-operation listings, penalties, late PBOC months."""
+    _defaults(con, _delivered(delivery))
+    for as_of in ("2017-06", "2018-06"):
+        (_, good, _), (_, bad, defaults) = _signalled(con, as_of)
+        assert defaults > 30
+        assert bad > 0.6, (as_of, bad)
+        assert bad > 1.5 * good, (as_of, bad, good)
 
 
 def test_feature_code_never_reads_the_truth() -> None:
