@@ -46,12 +46,15 @@ The **true 12-month default probability** (``truth/``) of month ``m`` is the pro
 of the end of month ``m``, that an entity active in ``m`` and not defaulted by month ``m − 1``
 defaults in months ``m … m+11`` — the twelve months of records reported after the as-of
 date (a PBOC month is reported in the next month) — given its state in month ``m − 1``, the
-last month whose records are all known by then: its stage and strain, ``base`` and the
-known path of age and cycle. The short-lived noise ``u`` is averaged out (each month's rates
-over its stationary law, by the probit approximation ``E[sigmoid(a + bσZ)] ≈ sigmoid(a /
-sqrt(1 + πb²σ²/8))``, propagated mean-field), with the constant deregistration hazard as a
-competing risk. It is what a perfect analyst of the records could know, so its AUC is the
-ceiling a model can reach.
+last month whose records are all known by then: its stage and strain, ``base``, the known
+path of its age, and the Wenzhou cycle *as known then*: held at its level of month ``m − 1``,
+since no analyst in November 2019 knew of the 2020 shock (with the realised path instead,
+the truth would rank catering above manufacturing for 2020 before anything in the records
+said so, and no model could reach its AUC). The short-lived noise ``u`` is averaged out
+(each month's rates over its stationary law, by the probit approximation
+``E[sigmoid(a + bσZ)] ≈ sigmoid(a / sqrt(1 + πb²σ²/8))``, propagated mean-field), with the
+constant deregistration hazard as a competing risk. It is what a perfect analyst of the
+records could know, so its AUC is the ceiling a model can reach.
 """
 
 from __future__ import annotations
@@ -286,10 +289,13 @@ class Latent:
     covid_loading: Floats
     deregistration_hazard: Floats  # monthly
 
-    def deterministic(self, j: int) -> Floats:
-        """The known part of ``s`` in month ``j`` (everything except the AR(1) path)."""
+    def deterministic(self, j: int, cycle_month: int | None = None) -> Floats:
+        """The known part of ``s`` in month ``j`` (everything except the AR(1) path), with
+        the cycle of month ``cycle_month`` (default ``j``: the realised cycle)."""
         p = self.params
-        stress, covid = credit_cycle(self.timeline.first + j)
+        stress, covid = credit_cycle(
+            self.timeline.first + (j if cycle_month is None else cycle_month)
+        )
         age = np.maximum(j - self.registered_month, 0)
         young = p.young_effect * np.exp(-age / p.young_months)
         return (
@@ -307,7 +313,8 @@ class Latent:
     def default_probability(self, j: int, rows: Ints) -> Floats:
         """True probability that entities ``rows`` (not defaulted by month ``j``; one not yet
         registered counts as healthy) default within months ``j+1 … j+12``, given their
-        state in month ``j`` (see the module docstring)."""
+        state in month ``j`` and the cycle held at its level of month ``j`` (see the module
+        docstring)."""
         p = self.params
         stage = self.stage[rows, j]
         strained = self.strained[rows, j]
@@ -321,7 +328,7 @@ class Latent:
         total = np.zeros(rows.size)
         variance = p.innovation_sd**2 / (1.0 - p.rho**2)  # u is noise: its stationary law
         for k in range(1, 13):
-            x = self.deterministic(j + k)[rows] - p.base_logit
+            x = self.deterministic(j + k, cycle_month=j)[rows] - p.base_logit
             t = Transitions.at(p, x, variance)
             healthy, strained_now, b1, b2, b3 = probs
             r1, r2, r3 = t.rolls

@@ -19,7 +19,10 @@ import pytest
 from features.catalog import load_catalog
 from features.identifiers import resident_id_errors, uscc_errors
 from features.synthetic import GenerationResult, GeneratorConfig, generate
+from features.synthetic import latent as latent_module
 from features.synthetic.errors import GeneratorConfigError
+from features.synthetic.latent import DEFAULTED
+from features.synthetic.pipeline import build_world
 from features.synthetic.reference import LPR_PUBLISHED, legal_cap
 from features.synthetic.timeline import WorkingDays
 
@@ -681,3 +684,24 @@ def test_config_refuses_bad_parameters(kwargs: dict[str, Any], field: str) -> No
     with pytest.raises(GeneratorConfigError) as error:
         GeneratorConfig(**kwargs)
     assert error.value.field == field
+
+
+def test_truth_uses_only_what_is_known_at_the_as_of_month(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shock after month ``j`` (like 2020's) must not move the truth of month ``j``."""
+    world = build_world(GeneratorConfig(entities=2_000))
+    latent, j = world.latent, world.timeline.n_months - 14
+    rows = np.flatnonzero(latent.active(j) & (latent.stage[:, j] < DEFAULTED))
+    before = latent.default_probability(j, rows)
+    realised = latent_module.credit_cycle
+    month_j = world.timeline.first + j
+
+    def with_a_later_shock(months: Any) -> tuple[Any, Any]:
+        stress, covid = realised(months)
+        return stress + 3.0 * (np.asarray(months) > month_j), covid
+
+    monkeypatch.setattr(latent_module, "credit_cycle", with_a_later_shock)
+    np.testing.assert_array_equal(latent.default_probability(j, rows), before)
+    # while the simulated months themselves do feel such a shock
+    assert (latent.deterministic(j + 1) > latent.deterministic(j + 1, cycle_month=j)).all()
