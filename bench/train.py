@@ -4,7 +4,11 @@ Generates 1,100,000 entities (or uses ``--warehouse``), builds the labelled snap
 trains both models with ``models.train.train_main`` in a child process, printing snapshot,
 fit and total wall time, the peak RSS, and the out-of-time metrics.
 
-    .venv/bin/python bench/train.py [--warehouse PATH] [--entities 1100000]
+    .venv/bin/python bench/train.py [--warehouse PATH --truth DIR] [--entities 1100000]
+                                    [--data-end 2020-12-31]
+
+``--data-end 2019-12-31`` moves the out-of-time test year from 2020 (the COVID shock, which
+no model trained on earlier years can foresee) to 2019.
 
 Target (issue 5): the champion trains in under 10 minutes on 2 cores.
 """
@@ -32,8 +36,8 @@ start = time.perf_counter()
 def progress(message):
     marks[message] = time.perf_counter() - start
 with duckdb_tables(Path(sys.argv[1])) as (_, tables):
-    result = train_main(tables, SnapshotPlan.for_data_ending(dt.date(2020, 12, 31)),
-                        truth=Path(sys.argv[2]) if len(sys.argv) > 2 else None,
+    result = train_main(tables, SnapshotPlan.for_data_ending(dt.date.fromisoformat(sys.argv[2])),
+                        truth=Path(sys.argv[3]) if len(sys.argv) > 3 else None,
                         progress=progress)
 total = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -47,6 +51,7 @@ def main() -> None:
     parser.add_argument("--warehouse", type=Path)
     parser.add_argument("--truth", type=Path)
     parser.add_argument("--entities", type=int, default=1_100_000)
+    parser.add_argument("--data-end", default="2020-12-31", help="last day of the data")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wzcredit-bench-") as tmp:
         warehouse, truth = args.warehouse, args.truth
@@ -62,16 +67,18 @@ def main() -> None:
                     cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
                 )  # fmt: skip
         started = time.perf_counter()
-        command = [sys.executable, "-c", _CHILD, str(warehouse)]
+        command = [sys.executable, "-c", _CHILD, str(warehouse), args.data_end]
         if truth is not None:
             command.append(str(truth))
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
         report = json.loads(done.stdout.strip().splitlines()[-1])
     marks = report["marks"]
     snap = marks.get("fitting the champion (LightGBM) and the challenger (scorecard)", 0.0)
+    fitted = next((v for k, v in marks.items() if k.startswith("champion fitted")), snap)
     result = report["result"]
     print(f"rows              {result['rows']}")
     print(f"snapshots built   {snap:.0f} s")
+    print(f"champion fitted   {fitted - snap:.0f} s   (target < 600 s)")
     print(f"models fitted     {report['total'] - snap:.0f} s (champion + challenger + calibration"
           " + OOT scoring)")  # fmt: skip
     print(

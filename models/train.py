@@ -48,10 +48,13 @@ def _fit_pair(
     monotone: Mapping[str, int],
     categorical: Sequence[str],
     special_codes: Sequence[float] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, CalibratedModel]:
     """Fit both models on ``fit``, early-stop and calibrate on ``val``."""
     champion = LightGBMChampion(monotone=dict(monotone), categorical=list(categorical))
     champion.fit(x_fit, y_fit, eval_set=(x_val, y_val))
+    if progress is not None:
+        progress(f"champion fitted: {champion.best_iteration_} trees; fitting the challenger")
     challenger = WOEScorecard(
         monotone=dict(monotone), categorical=list(categorical), special_codes=special_codes
     )
@@ -121,7 +124,7 @@ def train_main(
     say("fitting the champion (LightGBM) and the challenger (scorecard)")
     models = _fit_pair(
         x["train"], y["train"], x["validation"], y["validation"],
-        monotone=design.monotone, categorical=design.categorical,
+        monotone=design.monotone, categorical=design.categorical, progress=say,
     )  # fmt: skip
     test = frames["test"]
     metrics, segments, calibration = {}, {}, {}
