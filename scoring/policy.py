@@ -8,8 +8,12 @@ Loading refuses, with a `PolicyError` naming the field and the rule:
   exactly one band);
 - supervision classes that do not take every grade exactly once, in order, or whose
   inspection intensity falls as the risk rises;
-- decision cut-offs out of order (approve < refer), discounts that grow for worse grades,
-  eligibility lists that are not the best grades, and override flags the view does not have.
+- decision cut-offs out of order (approve < refer), PBOC thresholds out of order (refer ≤
+  decline) or a symbol both referred and declined, discounts that grow for worse grades,
+  eligibility lists that are not the best grades, target groups without criteria (or
+  ``other`` with some) or whose smallest limit rounds to nothing, and override or
+  target-group flags the view does not have;
+- decision reason texts that miss a code the decisions give, or name one they never give.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from scoring.errors import PolicyError
 
@@ -29,6 +34,16 @@ DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
 #: 信易贷 target groups, in the order a case is assigned to them (first match wins)
 TARGET_GROUPS = ("agricultural", "young_entrepreneur", "individual_business", "small_micro",
                  "other")  # fmt: skip
+#: PBOC 24-month repayment-status symbols (DOMAIN.md §3.5): 1–7 are 30-day buckets of days
+#: late; the others are states (N 正常, * 无需还款, # 状态未知, / 未开立, C 结清, G 非正常结束,
+#: D 担保人代还, Z 以资抵债, B 呆账, M 月底前还款, A 账单日调整)
+REPAYMENT_STATUS_SYMBOLS = frozenset("N1234567*#/CGDZBMA")
+#: the symbols that are no days-late bucket, which the policy may refer or decline on
+StateSymbol = Literal["N", "*", "#", "/", "C", "G", "D", "Z", "B", "M", "A"]
+#: codes of the decision reasons (scoring/decisions.py) besides ``punish:<flag>`` and
+#: ``reward:<flag>``; each needs a text in the policy's ``decision_reasons``
+DECISION_REASON_CODES = ("pd_approve", "pd_refer", "pd_decline", "pboc_absent", "pboc_clean",
+                         "pboc_refer", "pboc_decline", "reward_withheld")  # fmt: skip
 
 
 class _Frozen(BaseModel):
@@ -83,13 +98,28 @@ class Overrides(_Frozen):
 
 
 class TargetGroup(_Frozen):
-    """A 信易贷 target group: its maximum limit and its rate discount."""
+    """A 信易贷 target group: who belongs to it, its maximum limit and its rate discount.
+
+    An entity belongs to the group when any of ``flags`` (0/1 columns of the view) is set or
+    its ``entity_type`` is one of ``entity_types``; ``other`` has no criteria.
+    """
 
     group: Literal["individual_business", "agricultural", "young_entrepreneur", "small_micro",
                    "other"]  # fmt: skip
     zh: str = Field(min_length=1)
+    flags: tuple[str, ...]
+    entity_types: tuple[str, ...]
     max_limit: float = Field(gt=0)
     rate_discount_bp: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _criteria(self) -> TargetGroup:
+        has_criteria = bool(self.flags or self.entity_types)
+        if self.group == "other" and has_criteria:
+            raise ValueError("the group 'other' takes every entity left: it has no criteria")
+        if self.group != "other" and not has_criteria:
+            raise ValueError(f"the group {self.group!r} needs flags or entity_types")
+        return self
 
 
 class PreApproval(_Frozen):
@@ -99,8 +129,11 @@ class PreApproval(_Frozen):
     refer_max_pd: float = Field(gt=0, lt=1)
     approve_full_limit_pd: float = Field(gt=0, lt=1)
     min_limit_share: float = Field(gt=0, le=1)
-    limit_step: float = Field(gt=0)
+    limit_step: float = Field(ge=1, multiple_of=1)  # whole yuan
     refer_on_pboc_status: int = Field(ge=1, le=7)
+    decline_on_pboc_status: int = Field(ge=1, le=7)
+    pboc_refer_symbols: tuple[StateSymbol, ...]
+    pboc_decline_symbols: tuple[StateSymbol, ...]
     grade_rate_discount_bp: dict[str, float]
     target_groups: tuple[TargetGroup, ...] = Field(min_length=1)
 
@@ -115,6 +148,17 @@ class PreApproval(_Frozen):
             raise ValueError("the group 'other' is required (entities in no target group)")
         if any(v < 0 for v in self.grade_rate_discount_bp.values()):
             raise ValueError("grade_rate_discount_bp: discounts cannot be negative")
+        if self.decline_on_pboc_status < self.refer_on_pboc_status:
+            raise ValueError("refer_on_pboc_status <= decline_on_pboc_status is required")
+        both = set(self.pboc_refer_symbols) & set(self.pboc_decline_symbols)
+        if both:
+            raise ValueError(f"symbols both referred and declined: {sorted(both)}")
+        for g in self.target_groups:
+            if g.max_limit * self.min_limit_share < self.limit_step:
+                raise ValueError(
+                    f"{g.group}: max_limit × min_limit_share is below limit_step "
+                    "(an approval would round to no limit)"
+                )
         return self
 
     def group(self, name: str) -> TargetGroup:
@@ -149,6 +193,13 @@ class Reasons(_Frozen):
     top: int = Field(ge=1, le=20)
 
 
+class ReasonText(_Frozen):
+    """The Chinese and English text of a decision reason code."""
+
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
 class ScoringPolicy(_Frozen):
     """The whole scoring policy (see ``scoring/policy.yaml`` for the meaning of each value)."""
 
@@ -162,6 +213,7 @@ class ScoringPolicy(_Frozen):
     xinyizu: Eligibility
     rural: Rural
     reasons: Reasons
+    decision_reasons: dict[str, ReasonText]
 
     @model_validator(mode="after")
     def _consistent(self) -> ScoringPolicy:
@@ -206,7 +258,18 @@ class ScoringPolicy(_Frozen):
         if self.rural.household_min_grade not in names:
             raise ValueError(f"rural: household_min_grade {self.rural.household_min_grade} "
                              "is no grade")  # fmt: skip
+        codes = {*DECISION_REASON_CODES, *self.override_codes}
+        if set(self.decision_reasons) != codes:
+            missing = sorted(codes - set(self.decision_reasons))
+            unknown = sorted(set(self.decision_reasons) - codes)
+            raise ValueError(f"decision_reasons: missing {missing}, unknown {unknown}")
         return self
+
+    @cached_property
+    def override_codes(self) -> tuple[str, ...]:
+        """Codes of the 联合奖惩 overrides: ``punish:<flag>`` and ``reward:<flag>``."""
+        return (*(f"punish:{flag}" for flag in self.overrides.punish_flags),
+                *(f"reward:{flag}" for flag in self.overrides.reward_flags))  # fmt: skip
 
     @cached_property
     def grade_names(self) -> tuple[str, ...]:
@@ -226,14 +289,20 @@ class ScoringPolicy(_Frozen):
         raise PolicyError("class", "unknown", f"{name!r} is not a class of the policy")
 
     def check_flags(self, columns: Sequence[str]) -> None:
-        """Refuse override flags that are not columns of the view."""
+        """Refuse override and target-group flags that are not columns of the view."""
         flags = (*self.overrides.punish_flags, *self.overrides.reward_flags)
         missing = [f for f in flags if f not in columns]
         if missing:
             raise PolicyError("overrides", "unknown_flag", f"not columns of the view: {missing}")
+        group_flags = [f for g in self.pre_approval.target_groups for f in g.flags]
+        missing = [f for f in group_flags if f not in columns]
+        if missing:
+            raise PolicyError(
+                "pre_approval.target_groups", "unknown_flag", f"not columns of the view: {missing}"
+            )
 
 
-def _location(error: dict[str, Any]) -> str:
+def _location(error: ErrorDetails) -> str:
     return ".".join(str(part) for part in error["loc"]) or "policy"
 
 
@@ -262,4 +331,13 @@ def load_policy(path: Path | None = None) -> ScoringPolicy:
     return policy
 
 
-__all__ = ["DEFAULT_POLICY_PATH", "TARGET_GROUPS", "ScoringPolicy", "load_policy", "parse_policy"]
+__all__ = [
+    "DECISION_REASON_CODES",
+    "DEFAULT_POLICY_PATH",
+    "REPAYMENT_STATUS_SYMBOLS",
+    "TARGET_GROUPS",
+    "ReasonText",
+    "ScoringPolicy",
+    "load_policy",
+    "parse_policy",
+]

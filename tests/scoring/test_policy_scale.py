@@ -13,11 +13,36 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scoring.errors import PolicyError, ScoringError
-from scoring.policy import DEFAULT_POLICY_PATH, ScoringPolicy, load_policy, parse_policy
+from scoring.policy import (
+    DECISION_REASON_CODES,
+    DEFAULT_POLICY_PATH,
+    ScoringPolicy,
+    load_policy,
+    parse_policy,
+)
 from scoring.scale import classes, grade_index, grades, pd_from_score, score_from_pd
 
 POLICY = load_policy()
 RAW: dict[str, Any] = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+
+
+def _group_index(name: str) -> int:
+    return [g["group"] for g in RAW["pre_approval"]["target_groups"]].index(name)
+
+
+def _group(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    group: dict[str, Any] = raw["pre_approval"]["target_groups"][_group_index(name)]
+    return group
+
+
+def _set_punish_flags(raw: dict[str, Any], flags: list[str]) -> None:
+    """Replace the punish flags, with a reason text for each (every override needs one)."""
+    texts = raw["decision_reasons"]
+    for flag in raw["overrides"]["punish_flags"]:
+        del texts[f"punish:{flag}"]
+    for flag in flags:
+        texts[f"punish:{flag}"] = {"zh": flag, "en": flag}
+    raw["overrides"]["punish_flags"] = flags
 
 
 def _broken(change: Any) -> dict[str, Any]:
@@ -49,6 +74,28 @@ def test_the_packaged_policy_loads_and_is_frozen() -> None:
         (lambda r: r["xinyizu"].update(grades=["AA", "A"]), "policy", "value_error"),
         (lambda r: r["score"].update(pd_floor=0), "score.pd_floor", "greater_than"),
         (lambda r: r["classes"][0].update({"class": "E"}), "classes.0.class", "literal_error"),
+        (lambda r: r["pre_approval"].update(decline_on_pboc_status=2), "pre_approval",
+         "value_error"),
+        (lambda r: r["pre_approval"].update(pboc_refer_symbols=["G", "B"]), "pre_approval",
+         "value_error"),
+        (lambda r: r["pre_approval"].update(pboc_decline_symbols=["3"]),
+         "pre_approval.pboc_decline_symbols.0", "literal_error"),
+        (lambda r: r["pre_approval"].update(limit_step=0), "pre_approval.limit_step",
+         "greater_than_equal"),
+        (lambda r: r["pre_approval"].update(limit_step=1000.5), "pre_approval.limit_step",
+         "multiple_of"),
+        (lambda r: r["pre_approval"].update(limit_step=200000), "pre_approval", "value_error"),
+        (lambda r: _group(r, "other").update(flags=["is_small_micro"]),
+         f"pre_approval.target_groups.{_group_index('other')}", "value_error"),
+        (lambda r: _group(r, "small_micro").update(flags=[]),
+         f"pre_approval.target_groups.{_group_index('small_micro')}", "value_error"),
+        (lambda r: _group(r, "small_micro").pop("entity_types"),
+         f"pre_approval.target_groups.{_group_index('small_micro')}.entity_types", "missing"),
+        (lambda r: r["decision_reasons"].pop("pboc_refer"), "policy", "value_error"),
+        (lambda r: r["decision_reasons"].update(pd_maybe={"zh": "也许", "en": "maybe"}),
+         "policy", "value_error"),
+        (lambda r: r["decision_reasons"]["pd_approve"].update(zh=""),
+         "decision_reasons.pd_approve.zh", "string_too_short"),
     ],
 )  # fmt: skip
 def test_broken_policies_are_refused_naming_the_field(change: Any, field: str, rule: str) -> None:
@@ -59,12 +106,26 @@ def test_broken_policies_are_refused_naming_the_field(change: Any, field: str, r
 
 
 def test_override_flags_must_be_view_columns(tmp_path: Path) -> None:
-    raw = _broken(lambda r: r["overrides"].update(punish_flags=["gov_on_some_list"]))
+    raw = _broken(lambda r: _set_punish_flags(r, ["gov_on_some_list"]))
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     with pytest.raises(PolicyError, match="gov_on_some_list") as caught:
         load_policy(path)
     assert caught.value.rule == "unknown_flag"
+
+
+def test_target_group_flags_must_be_view_columns(tmp_path: Path) -> None:
+    raw = _broken(lambda r: _group(r, "small_micro").update(flags=["is_tiny"]))
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(PolicyError, match="is_tiny") as caught:
+        load_policy(path)
+    assert (caught.value.field, caught.value.rule) == ("pre_approval.target_groups", "unknown_flag")
+
+
+def test_every_decision_reason_code_has_a_text() -> None:
+    assert set(POLICY.decision_reasons) == {*DECISION_REASON_CODES, *POLICY.override_codes}
+    assert all(t.zh and t.en for t in POLICY.decision_reasons.values())
 
 
 @given(st.floats(min_value=1e-6, max_value=1 - 1e-6))
