@@ -58,7 +58,7 @@ def households(
     )
     rows = rows[rural].reset_index(drop=True)
     rank = {grade: i for i, grade in enumerate(policy.grade_names)}
-    good_grade = rows["grade"].map(rank) <= rank[policy.rural.household_min_grade]
+    good_grade = rows["grade"].astype(str).map(rank) <= rank[policy.rural.household_min_grade]
     punished = rows["overrides"].map(lambda codes: any(str(c).startswith("punish") for c in codes))
     borrows = (rows["pboc_accounts_open"].fillna(0) > 0) | (
         rows["pl_has_registered_loan"].fillna(0) > 0

@@ -10,6 +10,8 @@ import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from models.registry import ModelRegistry, RegistryConfig
+from scoring.batch import SnapshotStore
+from scoring.policy import load_policy
 from wzcredit.cli import DEMO_AS_OF, app
 
 
@@ -38,6 +40,17 @@ def test_demo_generates_ingests_reports_and_builds_the_view(tmp_path: Path) -> N
 
     registry = ModelRegistry(RegistryConfig(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"))
     assert set(registry.aliases()) == {"champion", "challenger"}
+
+    info, scores = SnapshotStore(workdir / "scores").read()
+    assert scores.num_rows == table.num_rows
+    assert scores.column("uscc").to_pylist() == table.column("uscc").to_pylist()
+    assert info.model_version == str(registry.aliases()["champion"])
+    assert info.policy_version == load_policy().version
+    assert info.as_of == DEMO_AS_OF
+    assert {"pd", "score", "grade", "supervision_class", "decision", "limit",
+            "reason_1_code"} <= set(scores.column_names)  # fmt: skip
+    villages = pq.read_table(workdir / "scores" / "rural" / f"villages_{DEMO_AS_OF}.parquet")
+    assert villages.num_rows > 0
 
     again = CliRunner().invoke(
         app, ["demo", "--workdir", str(workdir), "--entities", "1500", *store]

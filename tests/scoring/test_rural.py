@@ -27,6 +27,8 @@ def _unit(uscc: str, village: str, *, grade: str = GOOD, **view: Any) -> dict[st
 
 def _rate(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     frame = pd.DataFrame(rows)
+    # grades come from `decide` as an (unordered) categorical
+    frame["grade"] = pd.Categorical(frame["grade"], categories=POLICY.grade_names)
     units = households(frame[["uscc", "grade", "overrides"]], frame, frame, POLICY)
     village_table = villages(units, POLICY)
     return units, village_table, towns(village_table, POLICY)
