@@ -435,15 +435,24 @@ class LightGBMChampion(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def _matrix(self, frame: pd.DataFrame) -> FloatArray:
         """The float matrix LightGBM sees: categories as codes, missing and unseen as NaN."""
-        conformed = conform(frame, self.categories_)
-        matrix = np.empty(conformed.shape, dtype=np.float64)
-        for j, name in enumerate(conformed.columns):
-            column = conformed[name]
+        names = list(frame.columns)
+        matrix = np.empty(frame.shape, dtype=np.float64)
+        numeric = [j for j, name in enumerate(names) if name not in self.categories_]
+        if numeric:
+            # one conversion of the whole numeric block (one request: ~85 columns at once
+            # instead of one by one); `conform` names the offending column if it fails
+            block = frame.iloc[:, numeric]
+            try:
+                values = block.to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                values = conform(block, {}).to_numpy(dtype=np.float64)
+            if np.isinf(values).any():
+                conform(block, {})  # raises ModelError naming the column
+            matrix[:, numeric] = values
+        for j, name in enumerate(names):
             if name in self.categories_:
-                codes = np.asarray(column.cat.codes, dtype=np.float64)
+                codes = pd.Index(self.categories_[name]).get_indexer(frame[name])
                 matrix[:, j] = np.where(codes < 0, np.nan, codes)
-            else:
-                matrix[:, j] = column.to_numpy()
         return matrix
 
     # ---- prediction

@@ -186,6 +186,19 @@ def test_unseen_category_is_treated_as_missing(champion: LightGBMChampion) -> No
     assert np.isfinite(champion.predict_proba(numeric_nan)).all()
 
 
+@pytest.mark.parametrize(
+    ("value", "rule"), [(np.inf, "finite"), (-np.inf, "finite"), ("3 个月", "numeric")]
+)
+def test_bad_numbers_at_prediction_name_the_column(
+    champion: LightGBMChampion, value: Any, rule: str
+) -> None:
+    base = {"overdue_months": 3.0, "capital": 0.2, "noise": 0.1, "industry": "valves"}
+    rows = pd.DataFrame([base, base | {"overdue_months": value}])
+    with pytest.raises(ModelError) as caught:
+        champion.predict_proba(rows)
+    assert (caught.value.field, caught.value.rule) == ("overdue_months", rule)
+
+
 def test_categorical_parameter_codes_integer_columns(
     credit: tuple[pd.DataFrame, np.ndarray[Any, Any]],
 ) -> None:
