@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.view import feature_specs
 from models.datasets import Design
 from scoring.decisions import decide
 from scoring.errors import ScoringError
@@ -71,10 +73,15 @@ def score_frame(
     reasons: bool = True,
     design: Design | None = None,
 ) -> pd.DataFrame:
-    """Score view rows: ``uscc``, ``as_of``, ``pd`` and the decision and reason columns."""
+    """Score view rows: ``uscc``, ``as_of``, ``pd`` and the decision and reason columns.
+
+    ``registered_loan_guard`` is true where `registered_loan_guard` applied: the entity's
+    PD (and its reasons) are those of the same entity without its registered private
+    loans in good standing, which were scored worse.
+    """
     design = design or Design.from_specs()
     x = design.matrix(view)
-    probability = model.predict_proba(x)[:, 1]
+    probability, x, guarded = registered_loan_guard(model, x, view)
     decided = decide(view.reset_index(drop=True), probability, policy)
     out = pd.concat(
         [
@@ -83,6 +90,7 @@ def score_frame(
                     "uscc": view["uscc"].to_numpy(),
                     "as_of": view["as_of"].to_numpy(),
                     "pd": probability,
+                    "registered_loan_guard": guarded,
                 }
             ),
             decided.reset_index(drop=True),
@@ -97,6 +105,62 @@ def score_frame(
             axis=1,
         )
     return out
+
+
+def in_good_standing(view: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Entities whose registered private loans are all in good standing now: at least one
+    registered loan, none overdue now, none in default in the last 5 years."""
+
+    def column(name: str) -> npt.NDArray[np.float64]:
+        values: npt.NDArray[np.float64] = view[name].fillna(0).to_numpy(dtype=np.float64)
+        return values
+
+    result: npt.NDArray[np.bool_] = (
+        (column("pl_has_registered_loan") > 0)
+        & (column("pl_loans_overdue") == 0)
+        & (column("pl_loans_defaulted_5y") == 0)
+    )
+    return result
+
+
+def registered_loan_guard(
+    model: Any, x: pd.DataFrame, view: pd.DataFrame
+) -> tuple[npt.NDArray[np.float64], pd.DataFrame, npt.NDArray[np.bool_]]:
+    """PDs in which a registered private loan in good standing never counts against.
+
+    《温州市民间融资管理条例》 第十八条 (DOMAIN.md §4.2): a filed loan must not be treated as a
+    negative factor for the borrower's credit grade. A tree model cannot promise that by
+    itself (monotone constraints do not govern where missing values go, and the loan's
+    price features may raise the PD), so for every entity whose registered loans are all in
+    good standing the model also scores the same row without them — every private-lending
+    feature at its value for an entity with no registered loan — and the lower PD is kept,
+    with the matrix it came from (so reasons explain the PD that is reported).
+
+    Returns ``(pd, matrix used, guard applied)``.
+    """
+    probability = model.predict_proba(x)[:, 1]
+    holders = np.flatnonzero(in_good_standing(view))
+    guarded = np.zeros(len(x), dtype=np.bool_)
+    if holders.size == 0:
+        return probability, x, guarded
+    without = x.iloc[holders].copy()
+    private = [s for s in feature_specs() if s.source == "private_lending" and s.name in x]
+    for spec in private:
+        without[spec.name] = np.nan if spec.fill is None else float(spec.fill)
+    lower = model.predict_proba(without)[:, 1]
+    better = lower < probability[holders]
+    if not better.any():
+        return probability, x, guarded
+    rows = holders[better]
+    guarded[rows] = True
+    probability = probability.copy()
+    probability[rows] = lower[better]
+    x = x.copy()
+    for spec in private:
+        values = x[spec.name].to_numpy(dtype=np.float64, copy=True)
+        values[rows] = without[spec.name].to_numpy(dtype=np.float64)[better]
+        x[spec.name] = values
+    return probability, x, guarded
 
 
 def score_view(
