@@ -449,8 +449,9 @@ def score(
             table = pq.read_table(view)
             day = dt.date.fromisoformat(str(table.column("as_of")[0].as_py())[:10])
         else:
-            day = _parse_date("as_of", as_of)
-            assert day is not None
+            parsed = _parse_date("as_of", as_of)
+            assert parsed is not None
+            day = parsed
             with duckdb_tables(warehouse) as (_, tables):
                 table = build_view(tables, day).table
         err.print(f"scoring {table.num_rows:,} entities as of {day} with model {model} "
