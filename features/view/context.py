@@ -8,8 +8,9 @@ records repaired (信用修复) before ``as_of``, are removed by `ViewContext.ef
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -54,6 +55,19 @@ def load_policy(path: Path | None = None) -> ViewPolicy:
     """Load the view policy (default: the packaged ``policy.yaml``)."""
     raw = yaml.safe_load((path or DEFAULT_POLICY_PATH).read_text(encoding="utf-8"))
     return ViewPolicy.model_validate(raw)
+
+
+def merge_on_uscc(parts: Sequence[ir.Table]) -> ir.Table:
+    """Full outer join of per-entity tables (each one row per ``uscc``) into one such table.
+
+    Each part is referenced once, so an engine computes it once; an entity missing from a
+    part gets NULL in that part's columns.
+    """
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.outer_join(part, out.uscc == part.uscc)
+        out = out.mutate(uscc=ibis.coalesce(out.uscc, out.uscc_right)).drop("uscc_right")
+    return out
 
 
 def months_before(day: dt.date, months: int) -> dt.date:
@@ -128,6 +142,14 @@ class ViewContext:
         """A warehouse table by catalog name."""
         return self.tables[name]
 
+    def among(self, entities: ir.Table) -> ViewContext:
+        """The same context with only ``entities`` (rows of ``entities``) as the entities.
+
+        `by_entity` then maps records onto these entities only: all that a view of them
+        needs (e.g. the view's population), and a smaller mapping to join.
+        """
+        return dataclasses.replace(self, tables={**self.tables, "entities": entities})
+
     @cached_property
     def subjects(self) -> ir.Table:
         """``subject_id → uscc``: every entity's own code, and each 个体工商户 owner's ID.
@@ -154,29 +176,49 @@ class ViewContext:
         joined = table.inner_join(subjects, table[subject_column] == subjects._subject)
         return joined.drop("_subject")
 
-    def effective(self, name: str, key: str) -> ir.Table:
-        """Table ``name`` without records under an open objection or repaired before as_of.
+    @cached_property
+    def hidden_records(self) -> ir.Table:
+        """``record_table, record_id`` of every record hidden at as_of (distinct pairs).
 
         An objection (异议) hides the record while it is open and for good when it ended by
         correcting or deleting the record; an approved credit repair (信用修复) hides it from
-        its decision on. ``key`` is the column holding the record id used in those tables.
+        its decision on.
         """
-        table = self.table(name)
         objections = self.table("credit_objections")
         repairs = self.table("credit_repairs")
         hidden_by_objection = objections.filter(
-            (objections.record_table == name)
-            & self.known(objections.raised_on)
+            self.known(objections.raised_on)
             & (
                 objections.resolved_on.isnull()
                 | (objections.resolved_on >= self.as_of_value)
                 | objections.outcome.isin(["更正", "删除"])
             )
-        ).select(record_id=objections.record_id)
+        ).select("record_table", "record_id")
         repaired = repairs.filter(
-            (repairs.record_table == name)
-            & (repairs.decision == "批准")
-            & self.known(repairs.decided_on)
-        ).select(record_id=repairs.record_id)
-        hidden = hidden_by_objection.union(repaired, distinct=True)
+            (repairs.decision == "批准") & self.known(repairs.decided_on)
+        ).select("record_table", "record_id")
+        return hidden_by_objection.union(repaired, distinct=True)
+
+    def hidden(self, name: str) -> ir.Table:
+        """Ids (``record_id``, distinct) of the records of table ``name`` hidden at as_of."""
+        hidden = self.hidden_records
+        return hidden.filter(hidden.record_table == name).select("record_id")
+
+    def effective(self, name: str, key: str) -> ir.Table:
+        """Table ``name`` without the records `hidden` at as_of (objection or repair).
+
+        ``key`` is the column holding the record id used in those tables.
+        """
+        table = self.table(name)
+        hidden = self.hidden(name)
         return table.anti_join(hidden, table[key] == hidden.record_id)
+
+    def marking_hidden(self, name: str, key: str) -> ir.Table:
+        """Table ``name`` with ``_hidden``: true for a record `hidden` at as_of, else NULL.
+
+        For a table read once for both effective and all records.
+        """
+        table = self.table(name)
+        hidden = self.hidden(name)
+        hidden = hidden.select(_hidden_id=hidden.record_id, _hidden=ibis.literal(True))
+        return table.left_join(hidden, table[key] == hidden._hidden_id).drop("_hidden_id")

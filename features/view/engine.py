@@ -8,7 +8,10 @@ already), in ``local[*]`` here and on a cluster in production.
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +30,12 @@ logger = logging.getLogger(__name__)
 Engine = Literal["duckdb", "spark"]
 #: warehouse tables the view reads besides the catalog items
 EXTRA_TABLES = ("deliveries",)
+
+
+@functools.cache
+def packaged_catalog() -> Catalog:
+    """The packaged catalog, parsed once per process (it is frozen)."""
+    return load_catalog()
 
 
 def _table_names(catalog: Catalog) -> tuple[str, ...]:
@@ -64,7 +73,7 @@ def duckdb_tables(
     warehouse: Path, catalog: Catalog | None = None
 ) -> Iterator[tuple[Any, Mapping[str, ir.Table]]]:
     """Open the warehouse read-only with Ibis; yields ``(backend, tables)``."""
-    catalog = catalog or load_catalog()
+    catalog = catalog or packaged_catalog()
     _prepare(warehouse, catalog)
     backend = ibis.duckdb.connect(str(warehouse), read_only=True)
     try:
@@ -77,7 +86,7 @@ def export_parquet(
     warehouse: Path, folder: Path, catalog: Catalog | None = None
 ) -> dict[str, Path]:
     """Export every warehouse table the view reads to ``folder/<table>.parquet``."""
-    catalog = catalog or load_catalog()
+    catalog = catalog or packaged_catalog()
     _prepare(warehouse, catalog)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -93,12 +102,18 @@ def export_parquet(
 
 
 def spark_session(app_name: str = "wzcredit") -> Any:
-    """A local Spark session (``local[*]``, UTC, no UI) for this machine or CI."""
+    """A local Spark session (``local[*]``, UTC, no UI) for this machine or CI.
+
+    Python workers (``mapInPandas``, UDFs) run this interpreter, with this project's packages.
+    """
     from pyspark.sql import SparkSession  # noqa: PLC0415 - optional extra
 
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return (
         SparkSession.builder.master("local[*]")
         .appName(app_name)
+        .config("spark.pyspark.python", sys.executable)
+        .config("spark.pyspark.driver.python", sys.executable)
         .config("spark.ui.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "8")

@@ -7,6 +7,10 @@ used: penalties while publicised (the delivered ``publicity_end_on``, or the pol
 from the decision) and summary-procedure penalties never (浙江省公共信用信息管理条例 第十一条);
 every negative record for at most ``negative_retention_months`` (5 years). Records under an open
 objection, or repaired, are removed first (`ViewContext.effective`).
+
+Each table is read once and aggregated per entity with conditional aggregates (`parts`);
+`columns` turns the parts' columns into the features, so that the view can join the parts
+straight onto its population and `build` merges them on their own.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from features.view.context import ViewContext, months_before
+from features.view.context import ViewContext, merge_on_uscc, months_before
 from features.view.metadata import FeatureSpec, Source, counted, flag
 
 S: Source = "government"
@@ -64,13 +68,13 @@ FEATURES: tuple[FeatureSpec, ...] = (
 )  # fmt: skip
 
 
-def _keyed(parts: list[ir.Table]) -> ir.Table:
-    """Outer-join per-source aggregates (each one row per uscc) into one table."""
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.outer_join(part, out.uscc == part.uscc)
-        out = out.mutate(uscc=ibis.coalesce(out.uscc, out.uscc_right)).drop("uscc_right")
-    return out
+#: prefix of each part's marker column: 1 for an entity with a record in the part, else NULL
+MARKER = "_gov_"
+
+
+def _rows(table: ir.Table, name: str) -> dict[str, ir.Value]:
+    """The marker aggregate of a part: its rows per entity (NULL once joined for others)."""
+    return {f"{MARKER}{name}": table.count()}
 
 
 def _penalties(ctx: ViewContext) -> ir.Table:
@@ -94,6 +98,7 @@ def _penalties(ctx: ViewContext) -> ir.Table:
     p = p.filter(negative)
     in_36 = ctx.within_months(p.decided_on, 36)
     return p.group_by("uscc").agg(
+        **_rows(p, "penalties"),
         gov_penalties_12m=p.count(where=ctx.within_months(p.decided_on, 12)),
         gov_penalties_36m=p.count(where=in_36),
         gov_penalties_severe_36m=p.count(where=in_36 & p.severity.isin(["较重", "严重"])),
@@ -109,49 +114,63 @@ def _licences(ctx: ViewContext) -> ir.Table:
     lic = ctx.table("admin_licenses")
     lic = lic.filter(ctx.known(lic.published_on))
     return lic.group_by("uscc").agg(
+        **_rows(lic, "licences"),
         gov_licences_12m=lic.count(where=ctx.within_months(lic.decided_on, 12)),
         gov_licences_36m=lic.count(where=ctx.within_months(lic.decided_on, 36)),
     )
 
 
 def _listings(
-    ctx: ViewContext, table: str, key: str, prefix: str, amount: bool = False
+    ctx: ViewContext,
+    table: str,
+    key: str,
+    prefix: str,
+    amount: bool = False,
+    recent_months: int | None = None,
 ) -> ir.Table:
-    """Active flag and 5-year count for a list with listed/removed dates."""
-    lst = ctx.effective(table, key)
-    subject = "uscc" if "uscc" in lst.columns else "subject_id"
-    lst = ctx.by_entity(lst, subject) if subject == "subject_id" else lst
-    lst = lst.filter(ctx.within_months(lst.listed_on, ctx.policy.negative_retention_months))
+    """Active flag and 5-year count for a list with listed/removed dates, read once.
+
+    Only effective listings (`ViewContext.marking_hidden`) count, except for the optional
+    ``{prefix}_{recent_months}m``, which counts every listing of the last ``recent_months``
+    (as the negative-record total has always done). The marker marks the entities with an
+    effective listing in the retention period: only they are on the list.
+    """
+    retention = ctx.policy.negative_retention_months
+    lst = ctx.marking_hidden(table, key)
+    lst = ctx.by_entity(lst, "subject_id") if "uscc" not in lst.columns else lst
+    lst = lst.filter(ctx.within_months(lst.listed_on, max(retention, recent_months or 0)))
+    listed = lst._hidden.isnull() & ctx.within_months(lst.listed_on, retention)
     active = ctx.active(lst.listed_on, lst.removed_on)
     metrics: dict[str, ir.Value] = {
-        f"{prefix}_now": active.cast("int64").max(),
-        f"{prefix}_5y": lst.count(),
+        f"{prefix}_now": active.cast("int64").max(where=listed),
+        f"{prefix}_5y": lst.count(where=listed),
     }
     if amount:
-        metrics[f"{prefix}_amount"] = lst.amount.sum(where=active)
-    return lst.group_by("uscc").agg(**metrics)
+        metrics[f"{prefix}_amount"] = lst.amount.sum(where=active & listed)
+    if recent_months is not None:
+        recent = ctx.within_months(lst.listed_on, recent_months)
+        metrics[f"{prefix}_{recent_months}m"] = lst.count(where=recent)
+    part = lst.group_by("uscc").agg(**metrics)
+    # a row only for listings that are not effective (or only recent) is not on the list
+    listed_entity = ibis.ifelse(part[f"{prefix}_5y"] > 0, 1, ibis.null("int64"))
+    return part.mutate(**{f"{MARKER}{prefix}": listed_entity})
 
 
 def _tax(ctx: ViewContext) -> ir.Table:
     tax = ctx.table("tax_credit")  # objections to tax grades go to the tax bureau itself
     tax = tax.filter(ctx.known(tax.evaluated_on))
-    ordinal = ibis.cases(*[(tax.grade == g, v) for g, v in TAX_GRADE_ORDINAL.items()])
-    tax = tax.mutate(ordinal=ordinal)
-    latest_year = tax.group_by("uscc").agg(latest=tax.year.max())
+    years = tax.select("uscc", "year")  # not the filtered rows again: no shared subquery
+    latest_year = years.group_by("uscc").agg(_latest=years.year.max())
     t = tax.inner_join(latest_year, "uscc")
-    latest = t.filter(t.year == t.latest).select("uscc", grade=t.grade, ordinal=t.ordinal)
-    previous = t.filter(t.year == t.latest - 1).select("uscc", previous=t.ordinal)
-    d_grades = tax.group_by("uscc").agg(
-        gov_tax_d_grades_3y=tax.count(where=(tax.grade == "D") & (tax.year >= ctx.as_of.year - 3))
+    ordinal = ibis.cases(*[(t.grade == g, v) for g, v in TAX_GRADE_ORDINAL.items()])
+    latest = t.year == t._latest  # (uscc, year) is the table's key: one row
+    return t.group_by("uscc").agg(
+        **_rows(t, "tax"),
+        gov_tax_grade=t.grade.max(where=latest),
+        tax_ordinal=ordinal.max(where=latest),
+        tax_previous=ordinal.max(where=t.year == t._latest - 1),
+        gov_tax_d_grades_3y=t.count(where=(t.grade == "D") & (t.year >= ctx.as_of.year - 3)),
     )
-    out = latest.left_join(previous, "uscc").drop("uscc_right")
-    out = out.select(
-        "uscc",
-        gov_tax_grade=out.grade,
-        gov_tax_grade_ordinal=out.ordinal.cast("float64"),
-        gov_tax_grade_change=(out.ordinal - out.previous).cast("float64"),
-    )
-    return out.inner_join(d_grades, "uscc")
 
 
 def _arrears(ctx: ViewContext) -> ir.Table:
@@ -159,6 +178,7 @@ def _arrears(ctx: ViewContext) -> ir.Table:
     si = si.filter(ctx.known(si.reported_on) & (si.month < ctx.as_of_value))
     last12 = ctx.within_months(si.month, 12)
     return si.group_by("uscc").agg(
+        **_rows(si, "arrears"),
         gov_si_arrears_months_12m=si.count(where=last12),
         gov_si_arrears_amount_12m=si.amount_owed.sum(where=last12),
         gov_months_since_si_arrears=ctx.months_since(si.month).min(),
@@ -171,6 +191,7 @@ def _commitments(ctx: ViewContext) -> ir.Table:
     kept = c.count(where=c.fulfilled == "已履行")
     broken = c.count(where=c.fulfilled == "未履行")
     return c.group_by("uscc").agg(
+        **_rows(c, "commitments"),
         gov_commitments_kept_36m=kept,
         gov_commitments_broken_36m=broken,
         gov_commitments_broken_share=broken.cast("float64") / (kept + broken).nullif(0),
@@ -181,58 +202,69 @@ def _red_list(ctx: ViewContext) -> ir.Table:
     red = ctx.table("red_list")
     red = red.filter(ctx.within_months(red.listed_on, 60))
     return red.group_by("uscc").agg(
+        **_rows(red, "red_list"),
         gov_red_listed=ctx.active(red.listed_on, red.expires_on).cast("int64").max(),
         gov_red_list_honours_5y=red.count(),
     )
 
 
+def parts(ctx: ViewContext) -> tuple[ir.Table, ...]:
+    """Per-entity aggregates, one per source table, each with its `MARKER` column."""
+    return (
+        _penalties(ctx),
+        _licences(ctx),
+        _listings(ctx, "serious_dishonesty", "list_id", "bl"),
+        _listings(ctx, "dishonest_debtors", "case_no", "dd", amount=True),
+        _tax(ctx),
+        _arrears(ctx),
+        _listings(ctx, "abnormal_operations", "record_id", "ab", recent_months=36),
+        _commitments(ctx),
+        _red_list(ctx),
+    )
+
+
+def columns(t: ir.Table) -> dict[str, ir.Value]:
+    """The `FEATURES` (unfilled) from a table holding the columns of every part.
+
+    ``gov_has_record`` is 1 for an entity with a record in any part (a marker set), else 0;
+    the negative-record total is counted for those entities only.
+    """
+    member = ibis.or_(*(t[c].notnull() for c in t.columns if c.startswith(MARKER)))
+    values: dict[str, ir.Value] = {
+        "gov_has_record": ibis.ifelse(member, 1, 0),
+        "gov_blacklisted": t.bl_now.fill_null(0),
+        "gov_blacklist_listings_5y": t.bl_5y.fill_null(0),
+        "gov_dishonest_debtor": t.dd_now.fill_null(0),
+        "gov_dishonest_debtor_amount": t.dd_amount.fill_null(0),
+        "gov_dishonest_debtor_listings_5y": t.dd_5y.fill_null(0),
+        "gov_abnormal_listed": t.ab_now.fill_null(0),
+        "gov_abnormal_listings_5y": t.ab_5y.fill_null(0),
+        "gov_tax_grade_ordinal": t.tax_ordinal,
+        "gov_tax_grade_change": t.tax_ordinal - t.tax_previous,
+        "gov_negative_records_36m": ibis.ifelse(
+            member,
+            t.gov_penalties_36m.fill_null(0)
+            + t.bl_now.fill_null(0)
+            + t.dd_now.fill_null(0)
+            + t.ab_36m.fill_null(0)
+            + t.gov_commitments_broken_36m.fill_null(0),
+            0,
+        ),
+    }
+    out = {}
+    for spec in FEATURES:
+        value = values[spec.name] if spec.name in values else t[spec.name]
+        if spec.kind == "categorical":
+            out[spec.name] = value.cast("string")
+        elif spec.kind == "flag":
+            out[spec.name] = value.cast("int64")
+        else:
+            out[spec.name] = value.cast("float64")
+    return out
+
+
 def build(ctx: ViewContext) -> ir.Table:
     """One row per entity with any government record known before ``ctx.as_of``."""
-    blacklist = _listings(ctx, "serious_dishonesty", "list_id", "bl")
-    debtors = _listings(ctx, "dishonest_debtors", "case_no", "dd", amount=True)
-    abnormal = _listings(ctx, "abnormal_operations", "record_id", "ab")
-    out = _keyed(
-        [
-            _penalties(ctx),
-            _licences(ctx),
-            blacklist,
-            debtors,
-            _tax(ctx),
-            _arrears(ctx),
-            abnormal,
-            _commitments(ctx),
-            _red_list(ctx),
-        ]
-    )
-    zero = ibis.literal(0)
-    recent_abnormal = ctx.table("abnormal_operations")
-    recent_abnormal = recent_abnormal.filter(ctx.within_months(recent_abnormal.listed_on, 36))
-    abnormal_36 = recent_abnormal.group_by("uscc").agg(ab_36m=recent_abnormal.count())
-    out = out.left_join(abnormal_36, "uscc").drop("uscc_right")
-    out = out.mutate(
-        gov_has_record=ibis.literal(1),
-        gov_blacklisted=out.bl_now.fill_null(0),
-        gov_blacklist_listings_5y=out.bl_5y.fill_null(0),
-        gov_dishonest_debtor=out.dd_now.fill_null(0),
-        gov_dishonest_debtor_amount=out.dd_amount.fill_null(0),
-        gov_dishonest_debtor_listings_5y=out.dd_5y.fill_null(0),
-        gov_abnormal_listed=out.ab_now.fill_null(0),
-        gov_abnormal_listings_5y=out.ab_5y.fill_null(0),
-    )
-    out = out.mutate(
-        gov_negative_records_36m=out.gov_penalties_36m.fill_null(zero)
-        + out.gov_blacklisted
-        + out.gov_dishonest_debtor
-        + out.ab_36m.fill_null(zero)
-        + out.gov_commitments_broken_36m.fill_null(zero)
-    )
-    columns = {}
-    for spec in FEATURES:
-        value = out[spec.name]
-        if spec.kind == "categorical":
-            columns[spec.name] = value.cast("string")
-        elif spec.kind == "flag":
-            columns[spec.name] = value.cast("int64")
-        else:
-            columns[spec.name] = value.cast("float64")
-    return out.select("uscc", **columns)
+    t = merge_on_uscc(parts(ctx))
+    t = t.select("uscc", **columns(t))
+    return t.filter(t.gov_has_record == 1)

@@ -16,6 +16,11 @@ Point in time (DOMAIN.md §3):
   guarantee's class comes from the main borrower's own month-end rows (when the borrower is
   in the warehouse) and its exposure is the liability amount fixed at signing.
 
+Each part (`parts`: accounts with their month-end rows, guarantees, inquiries) is one
+per-entity aggregate with conditional aggregates; month-end rows are aggregated per account
+(`account_history`) and inquiries per subject before records are mapped to entities.
+`columns` turns the parts' columns into the features, for the view and for `build`.
+
 Repayment-status severity (24-month string, DOMAIN.md §3.5): N, C, *, #, /, M → 0; 1–7 (days
 past due in 30-day buckets) → 1–7; D (担保人代还) and Z (以资抵债) → 3; B (呆账) and G
 (非正常结束) → 7. Five-category class (五级分类): 正常 1 … 损失 5, 违约 6 counts as 损失,
@@ -29,7 +34,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from features.view.context import ViewContext, months_before
+from features.view.context import ViewContext, merge_on_uscc, months_before
 from features.view.metadata import Direction, FeatureSpec, counted, flag
 
 #: repayment-status symbol → severity ordinal; every other symbol is 0
@@ -145,173 +150,230 @@ def _five_class(code: ir.StringValue) -> ir.IntegerValue:
     return code.cases(*FIVE_CLASS.items(), else_=ibis.null("int64"))
 
 
-def known_accounts(ctx: ViewContext) -> ir.Table:
-    """Accounts opened before ``as_of``, by entity, with ``is_open`` (not closed by then)."""
-    accounts = ctx.by_entity(ctx.table("pboc_accounts"), "borrower_id")
-    accounts = accounts.filter(ctx.known(accounts.opened_on))
-    return accounts.mutate(is_open=ctx.active(accounts.opened_on, accounts.closed_on))
-
-
 def known_months(ctx: ViewContext) -> ir.Table:
-    """Month-end rows for months before the as-of month, with severity and class ordinals.
+    """Month-end rows for months before the as-of month (a month is known the month after).
 
-    Aggregations run on these rows per account first; only the (much smaller) per-account
-    results are joined to the entities, which keeps the view fast at city scale.
+    Each use filters and derives what it needs from these rows itself, so that an engine
+    scans the (largest) table once per use instead of materialising it.
     """
     monthly = ctx.table("pboc_monthly")
-    monthly = monthly.filter(monthly.month < _date(ctx.as_of_month))
-    return monthly.mutate(
-        severity=monthly.status.cases(*STATUS_SEVERITY.items(), else_=0),
-        five=_five_class(monthly.five_class),
-        delinquent=monthly.status.isin(DELINQUENT),
+    return monthly.filter(monthly.month < _date(ctx.as_of_month))
+
+
+def _graded(months: ir.Table) -> ir.Table:
+    """``months`` with ``severity`` and ``five`` (class) ordinals and ``delinquent``."""
+    return months.mutate(
+        severity=months.status.cases(*STATUS_SEVERITY.items(), else_=0),
+        five=_five_class(months.five_class),
+        delinquent=months.status.isin(DELINQUENT),
     )
 
 
-def _account_features(ctx: ViewContext, accounts: ir.Table) -> ir.Table:
-    """Account counts, the age of the credit file and recent openings."""
-    a = accounts
+def known_accounts(ctx: ViewContext) -> ir.Table:
+    """Accounts opened before ``as_of`` (by raw borrower ID)."""
+    accounts = ctx.table("pboc_accounts")
+    return accounts.filter(ctx.known(accounts.opened_on))
+
+
+def account_history(ctx: ViewContext, months: ir.Table) -> ir.Table:
+    """One row per account with a known month in the 24-month window, and that history.
+
+    ``worst`` and ``worst_five`` over the window; ``latest_*``, the row of the account's
+    latest month in the window (a silent account is not assumed to owe its old balance),
+    taken whole (a struct, NULL fields included) at the maximum month: (account, month) is
+    the table's key. Aggregating per account first keeps the month-end rows, by far the
+    largest table, away from the entity mapping.
+    """
+    start = _date(months_before(ctx.as_of_month, HISTORY_MONTHS))
+    window = _graded(months.filter(months.month >= start))
+    row = ibis.struct(
+        {
+            "delinquent": window.delinquent,
+            "overdue": window.overdue_amount,
+            "balance": window.balance,
+            "five": window.five,
+        }
+    )
+    history = window.group_by("account_id").agg(
+        worst=window.severity.max(),
+        worst_five=window.five.max(),
+        latest_month=window.month.max(),
+        latest=row.argmax(window.month),
+    )
+    latest = history.latest
+    return history.select(
+        "account_id",
+        "worst",
+        "worst_five",
+        "latest_month",
+        latest_delinquent=latest["delinquent"],
+        latest_overdue=latest["overdue"],
+        latest_balance=latest["balance"],
+        latest_five=latest["five"],
+    )
+
+
+def _last_delinquent(ctx: ViewContext, months: ir.Table) -> ir.Table:
+    """Per account, its latest delinquent month in the history a report keeps.
+
+    That is ``policy.negative_retention_months`` (5 years, 征信业管理条例 第十六条).
+    """
+    retained = _date(months_before(ctx.as_of_month, ctx.policy.negative_retention_months))
+    late = months.filter((months.month >= retained) & months.status.isin(DELINQUENT))
+    return late.group_by("account_id").agg(last_delinquent=late.month.max())
+
+
+def _account_features(ctx: ViewContext, months: ir.Table) -> ir.Table:
+    """Per entity with a known account: counts, repayment history, latest balances.
+
+    Delinquent months are counted once per entity however many accounts were late that
+    month, so they are counted on the month-end rows themselves. Balances, arrears,
+    utilisation and the latest class count only accounts still open at ``as_of`` whose
+    latest known month lies in the 24-month window.
+    """
+    accounts = known_accounts(ctx)
+    accounts = accounts.mutate(is_open=ctx.active(accounts.opened_on, accounts.closed_on))
+    for history in (account_history(ctx, months), _last_delinquent(ctx, months)):
+        accounts = accounts.left_join(history, "account_id").drop("account_id_right")
+    a = ctx.by_entity(accounts, "borrower_id")
+    latest = a.is_open & a.latest_month.notnull()
+    revolving = a.account_type.isin(REVOLVING)
+
+    def balance_where(condition: ir.BooleanValue) -> ir.FloatingScalar:
+        return condition.ifelse(a.latest_balance, 0.0).sum(where=latest)
+
     summary = a.group_by("uscc").agg(
-        pboc_accounts_ever=a.account_id.nunique(),
+        pboc_accounts_ever=a.count(),  # account_id is the key: one row per account
         pboc_accounts_open=_ones(a.is_open).sum(),
         first_opened=a.opened_on.min(),
         pboc_accounts_opened_6m=_ones(ctx.within_months(a.opened_on, 6)).sum(),
-    )
-    return summary.mutate(
-        pboc_months_since_first_account=ctx.months_since(summary.first_opened)
-    ).drop("first_opened")
-
-
-def _repayment_features(ctx: ViewContext, accounts: ir.Table, months: ir.Table) -> ir.Table:
-    """Worst status, delinquent months and five-category class over the 24-month window.
-
-    Months since the last delinquency look back over the whole 5-year history a report
-    keeps (``policy.negative_retention_months``, 征信业管理条例 第十六条). Delinquent months
-    are counted once per entity however many accounts were late that month.
-    """
-    start = _date(months_before(ctx.as_of_month, HISTORY_MONTHS))
-    retained = _date(months_before(ctx.as_of_month, ctx.policy.negative_retention_months))
-    h = months.filter(months.month >= retained)
-    in_window = h.month >= start
-    per_account = h.group_by("account_id").agg(
-        worst=in_window.ifelse(h.severity, ibis.null("int64")).max(),
-        last_delinquent=h.delinquent.ifelse(h.month, ibis.null("date")).max(),
-        worst_five=in_window.ifelse(h.five, ibis.null("int64")).max(),
-    )
-    owners = accounts.select("uscc", "account_id")
-    a = per_account.inner_join(owners, "account_id")
-    summary = a.group_by("uscc").agg(
         pboc_worst_status_24m=a.worst.max(),
         last_delinquent=a.last_delinquent.max(),
         pboc_worst_five_class_24m=a.worst_five.max(),
+        pboc_delinquent_accounts_latest=_ones(a.latest_delinquent).sum(where=latest),
+        pboc_overdue_amount_latest=a.latest_overdue.sum(where=latest),
+        pboc_balance_total=a.latest_balance.sum(where=latest),
+        pboc_balance_secured=balance_where(a.guarantee_method.isin(SECURED)),
+        pboc_balance_guaranteed=balance_where(a.guarantee_method.isin(GUARANTEED)),
+        pboc_balance_unsecured=balance_where(a.guarantee_method.isin(UNSECURED)),
+        revolving_balance=balance_where(revolving),
+        revolving_limit=revolving.ifelse(a.amount, 0.0).sum(where=latest),
+        total_amount=a.amount.sum(where=latest),
+        pboc_worst_five_class_latest=a.latest_five.max(where=latest),
     )
-    late = h.filter(in_window & h.delinquent)
-    late = late.inner_join(owners, "account_id")
-    counts = late.group_by("uscc").agg(
-        pboc_delinquent_months_24m=late.month.nunique(),
-        pboc_60dpd_months_24m=late.status.isin(SIXTY_PLUS)
-        .ifelse(late.month, ibis.null("date"))
-        .nunique(),
+    start = _date(months_before(ctx.as_of_month, HISTORY_MONTHS))
+    late = months.filter((months.month >= start) & months.status.isin(DELINQUENT))
+    late = late.inner_join(known_accounts(ctx).select("account_id", "borrower_id"), "account_id")
+    late = ctx.by_entity(late, "borrower_id")
+    # distinct months per entity, counted on its (entity, month) groups
+    months_late = late.group_by("uscc", "month").agg(
+        sixty_plus=_ones(late.status.isin(SIXTY_PLUS)).max()
+    )
+    counts = months_late.group_by("uscc").agg(
+        pboc_delinquent_months_24m=months_late.count(),
+        pboc_60dpd_months_24m=months_late.sixty_plus.sum(),
     )
     summary = summary.left_join(counts, "uscc").drop("uscc_right")
     as_of_index = ctx.as_of_month.year * 12 + ctx.as_of_month.month
     return summary.mutate(
-        pboc_delinquent_months_24m=summary.pboc_delinquent_months_24m.fill_null(0),
-        pboc_60dpd_months_24m=summary.pboc_60dpd_months_24m.fill_null(0),
+        pboc_months_since_first_account=ctx.months_since(summary.first_opened),
         pboc_months_since_delinquency=as_of_index - _month_index(summary.last_delinquent),
-    ).drop("last_delinquent")
-
-
-def _latest_features(ctx: ViewContext, accounts: ir.Table, months: ir.Table) -> ir.Table:
-    """Balances, arrears, utilisation and class in each open account's latest known month.
-
-    Only accounts still open at ``as_of`` count, and only if their latest known month lies
-    in the 24-month window (a silent account is not assumed to owe its old balance).
-    """
-    start = _date(months_before(ctx.as_of_month, HISTORY_MONTHS))
-    recent = months.filter(months.month >= start)
-    last = recent.group_by("account_id").agg(month=recent.month.max())
-    latest = recent.inner_join(last, ["account_id", "month"])
-    cols = ("uscc", "account_id", "account_type", "guarantee_method", "amount")
-    t = latest.inner_join(accounts.filter(accounts.is_open).select(*cols), "account_id")
-    revolving = t.account_type.isin(REVOLVING)
-
-    def balance_where(condition: ir.BooleanValue) -> ir.FloatingScalar:
-        return condition.ifelse(t.balance, 0.0).sum()
-
-    summary = t.group_by("uscc").agg(
-        pboc_delinquent_accounts_latest=_ones(t.delinquent).sum(),
-        pboc_overdue_amount_latest=t.overdue_amount.sum(),
-        pboc_balance_total=t.balance.sum(),
-        pboc_balance_secured=balance_where(t.guarantee_method.isin(SECURED)),
-        pboc_balance_guaranteed=balance_where(t.guarantee_method.isin(GUARANTEED)),
-        pboc_balance_unsecured=balance_where(t.guarantee_method.isin(UNSECURED)),
-        revolving_balance=balance_where(revolving),
-        revolving_limit=revolving.ifelse(t.amount, 0.0).sum(),
-        total_amount=t.amount.sum(),
-        pboc_worst_five_class_latest=t.five.max(),
-    )
-    return summary.mutate(
         pboc_revolving_utilisation=summary.revolving_balance / summary.revolving_limit.nullif(0),
         pboc_balance_to_amount=summary.pboc_balance_total / summary.total_amount.nullif(0),
-    ).drop("revolving_balance", "revolving_limit", "total_amount")
+        _pboc_accounts=ibis.literal(1),
+    ).drop(
+        "first_opened", "last_delinquent", "revolving_balance", "revolving_limit", "total_amount"
+    )
 
 
-def _inquiry_features(ctx: ViewContext, inquiries: ir.Table) -> ir.Table:
-    """Inquiry counts by reason group and window (hard inquiries signal credit seeking)."""
-    q = inquiries
+def _inquiry_features(ctx: ViewContext) -> ir.Table:
+    """Per entity with a known inquiry: counts by reason group and window.
+
+    Counted per subject first (an individual business's inquiries are its own and its
+    owner's), so that only one row per subject meets the entity mapping.
+    """
+    q = ctx.table("pboc_inquiries")
+    q = q.filter(ctx.known(q.inquired_on))
     pre = q.reason.isin(PRE_LOAN)
 
     def within(months: int) -> ir.BooleanValue:
         return ctx.within_months(q.inquired_on, months)
 
-    return q.group_by("uscc").agg(
-        **{f"inq_preloan_{m}m": _ones(pre & within(m)).sum() for m in (1, 3, 6, 12)},
-        inq_postloan_12m=_ones(q.reason.isin(POST_LOAN) & within(12)).sum(),
-        inq_preloan_institutions_6m=(pre & within(6))
-        .ifelse(q.institution_id, ibis.null("string"))
-        .nunique(),
-        inq_judicial_12m=_ones(q.reason.isin(JUDICIAL) & within(12)).sum(),
+    windows = {f"inq_preloan_{m}m": pre & within(m) for m in (1, 3, 6, 12)}
+    windows["inq_postloan_12m"] = q.reason.isin(POST_LOAN) & within(12)
+    windows["inq_judicial_12m"] = q.reason.isin(JUDICIAL) & within(12)
+    by_subject = q.group_by("subject_id").agg(
+        **{name: _ones(condition).sum() for name, condition in windows.items()}
     )
+    s = ctx.by_entity(by_subject, "subject_id")
+    counts = s.group_by("uscc").agg(**{name: s[name].sum() for name in windows})
+    recent = q.filter(pre & within(6)).select("subject_id", "institution_id")
+    recent = ctx.by_entity(recent, "subject_id")
+    institutions = recent.group_by("uscc").agg(
+        inq_preloan_institutions_6m=recent.institution_id.nunique()
+    )
+    counts = counts.left_join(institutions, "uscc").drop("uscc_right")
+    return counts.mutate(_pboc_inquiries=ibis.literal(1))
 
 
-def _guarantee_features(
-    ctx: ViewContext, guarantees: ir.Table, borrower_history: ir.Table
-) -> ir.Table:
-    """Active guarantees given (对外担保), their liability and whether any went bad.
+def _guarantee_features(ctx: ViewContext, months: ir.Table) -> ir.Table:
+    """Per entity with a known guarantee: active guarantees given (对外担保), and their risk.
 
-    A guaranteed loan counts as 次级 or worse if the main borrower's own accounts were so
-    classed in a known month since the guarantee started, or if the delivered PD03
-    snapshot says so and that delivery arrived before ``as_of``.
+    Their liability, and whether any went bad: a guaranteed loan counts as 次级 or worse if
+    the main borrower's own accounts (by raw subject ID, an entity or not) were so classed in
+    a known month since the guarantee started, or if the delivered PD03 snapshot says so and
+    that delivery arrived before ``as_of``. Co-borrowing (共同借款人) is no guarantee.
     """
-    g = guarantees.filter(
-        ctx.active(guarantees.started_on, guarantees.ended_on)
-        & (guarantees.liability_type != CO_BORROWER)
-    )
+    g = ctx.table("pboc_guarantees")
+    g = ctx.by_entity(g.filter(ctx.known(g.started_on)), "guarantor_id")
     deliveries = ctx.table("deliveries")
     known_snapshot = deliveries.filter(ctx.known(deliveries.delivered_on)).select(
         _delivery_id=deliveries.delivery_id, snapshot_known=ibis.literal(True)
     )
     g = g.left_join(known_snapshot, "_delivery_id").drop("_delivery_id_right")
-    bad_months = borrower_history.filter(borrower_history.five >= SUBSTANDARD)
-    bad = bad_months.group_by("borrower_id").agg(last_bad=bad_months.month.max())
+    bad = months.filter(_five_class(months.five_class) >= SUBSTANDARD)  # all a guarantor needs
+    bad = bad.inner_join(known_accounts(ctx).select("account_id", "borrower_id"), "account_id")
+    bad = bad.group_by("borrower_id").agg(last_bad=bad.month.max())
     g = g.left_join(bad, "borrower_id").drop("borrower_id_right")
+    active = ctx.active(g.started_on, g.ended_on) & (g.liability_type != CO_BORROWER)
     substandard = (
         g.last_bad.notnull() & (_month_index(g.last_bad) >= _month_index(g.started_on))
     ) | (g.snapshot_known.notnull() & (_five_class(g.five_class) >= SUBSTANDARD))
     return g.group_by("uscc").agg(
-        pboc_guarantees_active=g.guarantee_id.nunique(),
-        pboc_guarantee_amount_active=g.amount.sum(),
-        pboc_guarantee_substandard=_ones(substandard.fill_null(False)).max(),
+        _pboc_guarantees=g.count(),  # the part's marker: non-null on each of its rows
+        pboc_guarantees_active=g.count(where=active),  # guarantee_id is the key
+        pboc_guarantee_amount_active=g.amount.sum(where=active),
+        pboc_guarantee_substandard=_ones(substandard.fill_null(False)).max(where=active),
     )
 
 
-def _borrower_history(ctx: ViewContext, months: ir.Table) -> ir.Table:
-    """Known month-end rows of every borrower (by raw subject ID, entity or not)."""
-    accounts = ctx.table("pboc_accounts")
-    accounts = accounts.filter(ctx.known(accounts.opened_on))
-    bad = months.filter(months.five >= SUBSTANDARD)  # only these matter to guarantors
-    h = bad.inner_join(accounts.select("account_id", "borrower_id"), "account_id")
-    return h.select("borrower_id", "month", "five")
+def parts(ctx: ViewContext) -> tuple[ir.Table, ...]:
+    """Per-entity aggregates of accounts, guarantees and inquiries, each with its marker.
+
+    Each PBOC table is read with conditional aggregates; the month-end rows are first
+    aggregated per account (`account_history`).
+    """
+    months = known_months(ctx)
+    return (
+        _account_features(ctx, months),
+        _guarantee_features(ctx, months),
+        _inquiry_features(ctx),
+    )
+
+
+def columns(t: ir.Table) -> dict[str, ir.Value]:
+    """The `FEATURES`, typed, from a table holding the columns of every part (unfilled)."""
+    credit = t._pboc_accounts.notnull() | t._pboc_guarantees.notnull()
+    values = {
+        "pboc_has_file": _ones(credit | t._pboc_inquiries.notnull()),
+        "pboc_has_credit_history": _ones(credit),
+    }
+    return {
+        spec.name: (values[spec.name] if spec.name in values else t[spec.name]).cast(
+            "int64" if spec.kind == "flag" else "float64"
+        )
+        for spec in FEATURES
+    }
 
 
 def build(ctx: ViewContext) -> ir.Table:
@@ -329,37 +391,14 @@ def build(ctx: ViewContext) -> ir.Table:
         Counts and amounts are 0 for an entity with a file but no such record; ratios,
         "months since" and worst-grade features stay missing without data.
     """
-    accounts = known_accounts(ctx)
-    months = known_months(ctx)
-    inquiries = ctx.by_entity(ctx.table("pboc_inquiries"), "subject_id")
-    inquiries = inquiries.filter(ctx.known(inquiries.inquired_on))
-    guarantees = ctx.by_entity(ctx.table("pboc_guarantees"), "guarantor_id")
-    guarantees = guarantees.filter(ctx.known(guarantees.started_on))
-
-    one, zero = ibis.literal(1), ibis.literal(0)
-    records = (
-        accounts.select("uscc", credit=one)
-        .union(guarantees.select("uscc", credit=one))
-        .union(inquiries.select("uscc", credit=zero))
+    t = merge_on_uscc(parts(ctx))
+    values = columns(t)
+    return t.select(
+        "uscc",
+        **{
+            spec.name: values[spec.name]
+            if spec.fill is None
+            else values[spec.name].fill_null(spec.fill)
+            for spec in FEATURES
+        },
     )
-    population = records.group_by("uscc").agg(
-        pboc_has_file=one, pboc_has_credit_history=records.credit.max()
-    )
-    parts = (
-        _account_features(ctx, accounts),
-        _repayment_features(ctx, accounts, months),
-        _latest_features(ctx, accounts, months),
-        _inquiry_features(ctx, inquiries),
-        _guarantee_features(ctx, guarantees, _borrower_history(ctx, months)),
-    )
-    view = population
-    for part in parts:
-        view = view.left_join(part, "uscc").drop("uscc_right")
-
-    columns: dict[str, ir.Value] = {}
-    for spec in FEATURES:
-        value: ir.Value = view[spec.name]
-        if spec.fill is not None:
-            value = value.fill_null(spec.fill)
-        columns[spec.name] = value.cast("int64" if spec.kind == "flag" else "float64")
-    return view.select("uscc", **columns)

@@ -187,21 +187,11 @@ def loan_states(ctx: ViewContext) -> ir.Table:
     return states.inner_join(_priced(ctx, states), "loan_id")
 
 
-def build(ctx: ViewContext) -> ir.Table:
-    """The private-lending features: one row per entity with a loan registered before as_of.
+def parts(ctx: ViewContext) -> tuple[ir.Table, ...]:
+    """The per-entity aggregate of the loans known at ``as_of`` (one part).
 
-    Parameters
-    ----------
-    ctx
-        Tables, ``as_of`` and policy. Borrowers (a USCC or a 个体工商户 owner's resident ID)
-        are mapped to entities with `ViewContext.by_entity`.
-
-    Returns
-    -------
-    ibis.Table
-        ``uscc`` then the `FEATURES` in order; numeric features float64, flags int64.
-        Entities with no known registered loan have no row (the view fills them with each
-        feature's ``fill``).
+    Borrowers (a USCC or a 个体工商户 owner's resident ID) are mapped to entities with
+    `ViewContext.by_entity`.
     """
     loans = ctx.by_entity(loan_states(ctx), "borrower_id")
     last_overdue_ago = ibis.ifelse(
@@ -224,11 +214,35 @@ def build(ctx: ViewContext) -> ir.Table:
         "pl_max_lender_count": loans.lender_count.max().cast("float64"),
         "pl_share_registered_late": _share(loans.registered_late),
     }
-    result = loans.group_by("uscc").agg(**values).mutate(pl_has_registered_loan=1)
-    return result.select(
-        "uscc",
-        *(
-            result[f.name].cast("int64" if f.kind == "flag" else "float64").name(f.name)
-            for f in FEATURES
-        ),
-    )
+    values["_pl_loans"] = loans.count()  # the part's marker: non-null on each of its rows
+    return (loans.group_by("uscc").agg(**values),)
+
+
+def columns(t: ir.Table) -> dict[str, ir.Value]:
+    """The `FEATURES` (unfilled; flags 0/1) from a table holding the part's columns."""
+    values = {"pl_has_registered_loan": t["_pl_loans"].notnull().ifelse(1, 0)}
+    return {
+        f.name: (values[f.name] if f.name in values else t[f.name]).cast(
+            "int64" if f.kind == "flag" else "float64"
+        )
+        for f in FEATURES
+    }
+
+
+def build(ctx: ViewContext) -> ir.Table:
+    """The private-lending features: one row per entity with a loan registered before as_of.
+
+    Parameters
+    ----------
+    ctx
+        Tables, ``as_of`` and policy.
+
+    Returns
+    -------
+    ibis.Table
+        ``uscc`` then the `FEATURES` in order; numeric features float64, flags int64.
+        Entities with no known registered loan have no row (the view fills them with each
+        feature's ``fill``).
+    """
+    (t,) = parts(ctx)
+    return t.select("uscc", **columns(t))

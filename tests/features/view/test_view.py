@@ -16,7 +16,16 @@ from typer.testing import CliRunner
 
 from features.ingest import ingest_delivery
 from features.synthetic import GeneratorConfig, generate
-from features.view import build_view, feature_specs
+from features.view import (
+    ViewContext,
+    build_view,
+    feature_specs,
+    government,
+    load_policy,
+    pboc,
+    private_lending,
+)
+from features.view.build import ViewCardinalityError, _check_cardinality
 from features.view.engine import duckdb_tables, spark_session, spark_tables
 from wzcredit.cli import app
 
@@ -115,6 +124,46 @@ def test_one_row_per_active_entity(warehouse: Path) -> None:
     con.close()
     assert len(frame) == active
     assert (pd.to_datetime(frame["as_of"]) == pd.Timestamp(AS_OF)).all()
+
+
+def test_the_view_agrees_with_each_sources_own_build(warehouse: Path) -> None:
+    """The view joins the sources' parts itself: it must give each source's `build` values.
+
+    An entity absent from a source's build gets every feature's fill in the view.
+    """
+    frame = view(warehouse).set_index("uscc")
+    with duckdb_tables(warehouse) as (_, tables):
+        ctx = ViewContext(tables, AS_OF, load_policy())
+        builds = {m: m.build(ctx).to_pandas() for m in (government, pboc, private_lending)}
+    for module, built in builds.items():
+        own = built.set_index("uscc")
+        shared = own.index.intersection(frame.index)
+        assert len(shared) > 20, module.__name__  # the comparison is not vacuous
+        for spec in module.FEATURES:
+            expected = own.loc[shared, spec.name]
+            if spec.fill is not None:
+                expected = expected.fillna(spec.fill)
+            found = frame.loc[shared, spec.name]
+            if spec.kind == "categorical":
+                pd.testing.assert_series_equal(found, expected, check_dtype=False)
+            else:
+                np.testing.assert_allclose(found.astype(float), expected.astype(float),
+                                           rtol=1e-12, err_msg=spec.name)  # fmt: skip
+            absent = frame.loc[frame.index.difference(own.index), spec.name]
+            assert (absent.isna() if spec.fill is None else absent == spec.fill).all(), spec.name
+
+
+def test_cardinality_check_refuses_duplicates_and_missing_entities() -> None:
+    _check_cardinality(pa.table({"uscc": ["A", "B", "C"]}), 3)
+    _check_cardinality(pa.table({"uscc": ["B", "C", "A"]}), 3)  # not sorted, still unique
+    _check_cardinality(pa.table({"uscc": pa.array([], pa.string())}), 0)
+    for table, population in (
+        (pa.table({"uscc": ["A", "B", "B"]}), 3),
+        (pa.table({"uscc": ["A", "B"]}), 3),
+        (pa.table({"uscc": ["A", None, "C"]}), 3),
+    ):
+        with pytest.raises(ViewCardinalityError):
+            _check_cardinality(table, population)
 
 
 def test_metadata_describes_every_column(warehouse: Path) -> None:
