@@ -3,7 +3,9 @@
 Repeated stratified 5-fold cross-validation (5 splits, 3 repeats, random_state=0), as in the
 models issue: German credit and Taiwan default (UCI, copied into tests/data/) and FICO HELOC
 (read from ../shared/data when present — its terms forbid copying it into the project;
-skipped cleanly when absent). Prints mean ± std ROC AUC of both models and the target.
+skipped cleanly when absent). Prints mean ± std ROC AUC of both models and the target, and
+the mean Brier score and calibration error of their calibrated PDs (a better ranking must
+not cost calibration).
 
     .venv/bin/python bench/real_data.py [--only german,taiwan,heloc]
 """
@@ -66,7 +68,11 @@ def main() -> None:
             "champion AUC": f"{champion['mean']:.4f} ± {champion['std']:.4f}",
             "challenger AUC": f"{challenger['mean']:.4f} ± {challenger['std']:.4f}",
             "best": round(best, 4), "target": data.goal,
-            "met": "yes" if best >= data.goal else "NO", "seconds": round(seconds),
+            "met": "yes" if best >= data.goal else "NO",
+            **{f"{name} {label}": round(result[name][metric]["mean"], 4)
+               for metric, label in (("brier", "Brier"), ("calibration_error", "ECE"))
+               for name in ("champion", "challenger")},
+            "seconds": round(seconds),
         })  # fmt: skip
         print(rows[-1], flush=True)
     print(pd.DataFrame(rows).to_string(index=False))

@@ -10,8 +10,15 @@ Two classic maps compete:
 
 - **Platt scaling**: a logistic regression on the model's log-odds, ``ln(p / (1 − p))``.
   Two parameters, smooth, keeps the ranking and works on small samples.
-- **Isotonic regression**: the best non-decreasing step function. Fits any monotone
-  distortion but needs more defaults and produces ties.
+- **Isotonic regression**: the best non-decreasing step function, fits any monotone
+  distortion but needs more defaults. Its steps would put every entity of a step on the
+  same PD and so throw away part of the model's ranking (ROC AUC falls, grade cut-offs
+  split ties arbitrarily). We use it *centred* (Oron & Flournoy, 2017): each step is
+  replaced by one point, its mean score and its default rate, and the map interpolates
+  linearly between these points. It is strictly increasing between the centres of the
+  lowest and the highest step (flat only beyond them), so calibration moves PD levels and
+  keeps the model's order; on held-out data (``bench/real_data.py``) its Brier score is
+  also lower than that of the steps.
 
 `Calibrator` chooses between them by the cross-validated Brier score *on the validation
 sample itself* (stratified folds, so every fold has defaults); Platt wins ties, being the
@@ -69,7 +76,8 @@ class Calibrator(BaseEstimator):  # type: ignore[misc]
         Cross-validated Brier score of each candidate on the validation sample (empty when
         the sample is too small to cross-validate and ``method`` was fixed).
     estimator_ : IsotonicRegression or LogisticRegression
-        The fitted map.
+        The fitted map. The isotonic one is centred: its ``X_thresholds_`` are the mean
+        scores of the steps and its ``y_thresholds_`` their default rates.
 
     Examples
     --------
@@ -159,8 +167,22 @@ def _log_odds(probs: FloatArray) -> FloatArray:
 
 def _fit_map(method: str, probs: FloatArray, labels: Any) -> Any:
     if method == "isotonic":
-        return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(probs, labels)
+        return _centred_isotonic(probs, labels)
     return LogisticRegression(C=np.inf).fit(_log_odds(probs), labels)
+
+
+def _centred_isotonic(probs: FloatArray, labels: Any) -> IsotonicRegression:
+    """Isotonic regression through the centres of its steps (centred isotonic regression).
+
+    The steps of the pool-adjacent-violators fit become points (mean score of the step,
+    default rate of the step); their default rates are strictly increasing and so are their
+    mean scores, so an `IsotonicRegression` fitted on them passes through every point and
+    interpolates linearly between them. Beyond the outer points it is flat (``clip``).
+    """
+    steps = IsotonicRegression(y_min=0.0, y_max=1.0).fit(probs, labels)
+    rates, step = np.unique(steps.predict(probs), return_inverse=True)
+    centres = np.bincount(step, weights=probs) / np.bincount(step)
+    return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(centres, rates)
 
 
 def _apply_map(fitted: Any, probs: FloatArray, floor: float) -> FloatArray:

@@ -335,6 +335,7 @@ def test_scorecard_unseen_category_is_missing(
         ({"max_n_bins": 1}, "max_n_bins"),
         ({"special_codes": "-7"}, "special_codes"),
         ({"selection_iv_min": -1.0}, "selection_iv_min"),
+        ({"selection_max_pvalue": 1.5}, "selection_max_pvalue"),
         ({"C": 0.0}, "C"),
         ({"monotone": {"capital": 3}}, "monotone"),
     ],
@@ -358,6 +359,24 @@ def test_iv_threshold_drops_weak_features(
     with pytest.raises(ModelError) as caught:
         WOEScorecard(selection_iv_min=50.0).fit(x, y)
     assert caught.value.field == "selection_iv_min"
+
+
+def test_significance_keeps_a_weak_real_feature_of_a_large_sample() -> None:
+    """IV 0.008 on 20,000 rows is a real signal (p < 0.001); the noise is not (p > 0.001)."""
+    rng = np.random.default_rng(3)
+    n = 20_000
+    x = pd.DataFrame({"overdue_months": rng.poisson(2.0, n).astype(float),
+                      "weak": rng.normal(size=n), "noise": rng.normal(size=n)})  # fmt: skip
+    log_odds = -2.0 + 0.5 * x["overdue_months"] + 0.08 * x["weak"]
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-log_odds))).astype(int)
+    by_iv = WOEScorecard(selection_iv_min=0.02).fit(x, y)
+    assert by_iv.variables_ == ["overdue_months"]
+    card = WOEScorecard(selection_iv_min=0.02, selection_max_pvalue=0.001).fit(x, y)
+    assert card.variables_ == ["overdue_months", "weak"]
+    table = card.iv_table().set_index("variable")
+    assert table.loc["weak", "iv"] < 0.02 < table.loc["overdue_months", "iv"]
+    assert table.loc["weak", "p_value"] < 0.001 < table.loc["noise", "p_value"]
+    assert card.p_values_ == table["p_value"].to_dict()
 
 
 # ---- real data
