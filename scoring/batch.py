@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -286,15 +285,6 @@ def _atomic_write(target: Path, write: Callable[[str], object]) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
-
-
-def timed_score(
-    view: pa.Table, model: Any, policy: ScoringPolicy, *, reasons: bool
-) -> tuple[pa.Table, float]:
-    """Score a view and return the table with the seconds it took (benchmarks)."""
-    started = time.perf_counter()
-    table = score_view(view, model, policy, reasons=reasons)
-    return table, time.perf_counter() - started
 
 
 def summary(table: pa.Table) -> dict[str, Any]:
