@@ -15,6 +15,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 from tests.features.conftest import Rows, write_delivery
 
+# the small synthetic warehouse and models shared by the scoring and service tests
+from tests.fixtures.scoring import challenger, champion, score_matrix, scoring_data
+
+__all__ = ["challenger", "champion", "score_matrix", "scoring_data"]
+
 
 @pytest.fixture
 def make_delivery(tmp_path: Path) -> Callable[..., Path]:

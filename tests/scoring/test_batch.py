@@ -18,7 +18,7 @@ from models.calibration import CalibratedModel
 from scoring.batch import SnapshotStore, in_good_standing, score_spark, score_view, summary
 from scoring.policy import load_policy
 from scoring.scale import grades
-from tests.scoring.conftest import ScoringData
+from tests.fixtures.scoring import ScoringData
 
 POLICY = load_policy()
 

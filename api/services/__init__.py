@@ -1,0 +1,1 @@
+"""What the routes call: loaded resources and the rules of the service (no HTTP here)."""
