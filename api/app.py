@@ -10,7 +10,17 @@ from fastapi import FastAPI
 
 from api import handlers
 from api.deps import KeyCache
-from api.routers import consents, health, scores
+from api.routers import (
+    audit_log,
+    consents,
+    health,
+    objections,
+    preapproval,
+    repairs,
+    reports,
+    scores,
+    supervision,
+)
 from api.services.audit import Ledger
 from api.settings import Settings
 from api.state import Services, build_services
@@ -28,7 +38,17 @@ Errors name the field and the rule: `{"detail": [{"field", "rule", "message"}]}`
 """
 
 #: the routers, in the order of the OpenAPI document
-ROUTERS = (scores.router, consents.router, health.router)
+ROUTERS = (
+    scores.router,
+    preapproval.router,
+    supervision.router,
+    consents.router,
+    objections.router,
+    repairs.router,
+    reports.router,
+    audit_log.router,
+    health.router,
+)
 
 
 def create_app(
