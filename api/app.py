@@ -85,6 +85,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.key_cache = KeyCache()
+    if isinstance(services, Services):  # usable even by clients that skip the lifespan
+        app.state.services = services
     handlers.install(app)
     for router in ROUTERS:
         app.include_router(router)
