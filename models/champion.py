@@ -358,6 +358,7 @@ class LightGBMChampion(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         directions = check_directions(self.monotone, self.feature_names_, categorical)
         self.monotone_constraints_ = [directions.get(n, 0) for n in self.feature_names_]
         self.categories_ = learn_categories(frame, categorical)
+        self.category_indexes_ = {n: pd.Index(c) for n, c in self.categories_.items()}
         params["monotone_constraints"] = self.monotone_constraints_
 
         train = lgb.Dataset(
@@ -451,9 +452,16 @@ class LightGBMChampion(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             matrix[:, numeric] = values
         for j, name in enumerate(names):
             if name in self.categories_:
-                codes = pd.Index(self.categories_[name]).get_indexer(frame[name])
+                codes = self._category_index(name).get_indexer(frame[name])
                 matrix[:, j] = np.where(codes < 0, np.nan, codes)
         return matrix
+
+    def _category_index(self, name: str) -> pd.Index:
+        """The fitted categories of ``name`` as an index (built at fit; older fits: now)."""
+        indexes: dict[str, pd.Index] | None = getattr(self, "category_indexes_", None)
+        if indexes is not None and name in indexes:
+            return indexes[name]
+        return pd.Index(self.categories_[name])
 
     # ---- prediction
 

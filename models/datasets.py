@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 
 from features.view import build_view, feature_specs
@@ -118,14 +119,26 @@ class Design:
         )
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The model matrix: features only, categoricals as strings, numbers as floats."""
+        """The model matrix: features only, categoricals as strings, numbers as floats.
+
+        The numeric columns are converted as one block (one request's row costs one
+        conversion, not one per column); only if that fails are they converted one by one,
+        so that the error names the column.
+        """
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
             raise ModelError("features", "missing", f"columns not in the data: {missing}")
-        out = frame[list(self.features)].copy()
-        for column in self.features:
-            if column in self.categorical:
-                out[column] = out[column].astype("string")
-            else:
-                out[column] = pd.to_numeric(out[column], errors="raise").astype("float64")
-        return out
+        categorical = set(self.categorical)
+        numeric = [c for c in self.features if c not in categorical]
+        try:
+            block = frame[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            block = np.column_stack(
+                [pd.to_numeric(frame[c], errors="raise").to_numpy(dtype=np.float64,
+                                                                   na_value=np.nan)
+                 for c in numeric]
+            ) if numeric else np.empty((len(frame), 0))  # fmt: skip
+        out = pd.DataFrame(block, columns=numeric, index=frame.index)
+        for column in self.categorical:
+            out[column] = frame[column].astype("string")
+        return out[list(self.features)]

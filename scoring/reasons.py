@@ -650,6 +650,37 @@ def _reasons(
     return out
 
 
+def describe_reason(
+    rank: int,
+    code: str,
+    contribution: float,
+    value: Any,
+    *,
+    specs: Sequence[FeatureSpec] | None = None,
+    codes: ReasonCodeTable | None = None,
+) -> Reason:
+    """A stored reason (a snapshot's ``reason_k_code`` and contribution) as a `Reason`.
+
+    ``value`` is the entity's value of the feature from the view it was scored on (None
+    when unknown: the text then says 无记录 / no record).
+
+    Examples
+    --------
+    >>> describe_reason(1, "P23", 0.4, 7.0).zh
+    '近6个月贷前查询次数：7'
+    """
+    table = codes or default_reason_codes()
+    feature = next((e.feature for e in table.codes if e.code == code), None)
+    if feature is None:
+        raise ScoringError("reason_code", "known", f"{code!r} is no active reason code")
+    spec = next((s for s in (specs or _view_specs()) if s.name == feature), None)
+    if spec is None:
+        raise ScoringError("feature", "has_metadata", f"{feature!r} has no feature metadata")
+    cell = _python(value)
+    zh, en = _texts(spec, cell, table.texts)
+    return Reason(rank, code, feature, float(contribution), "log_odds", cell, zh, en)
+
+
 # --------------------------------------------------------------------------------------
 # Texts
 
@@ -694,6 +725,7 @@ __all__ = [
     "ReasonCodeTable",
     "contributions",
     "default_reason_codes",
+    "describe_reason",
     "explain",
     "load_reason_codes",
     "parse_reason_codes",
