@@ -130,10 +130,11 @@ def _listings(
 ) -> ir.Table:
     """Active flag and 5-year count for a list with listed/removed dates, read once.
 
-    Only effective listings (`ViewContext.marking_hidden`) count, except for the optional
-    ``{prefix}_{recent_months}m``, which counts every listing of the last ``recent_months``
-    (as the negative-record total has always done). The marker marks the entities with an
-    effective listing in the retention period: only they are on the list.
+    Only effective listings (`ViewContext.marking_hidden`) count: one under an open
+    objection or repaired is not there. The optional ``{prefix}_{recent_months}m`` counts
+    the effective listings of the last ``recent_months``, whatever the retention period. The
+    marker marks the entities with an effective listing in the retention period: only they
+    are on the list.
     """
     retention = ctx.policy.negative_retention_months
     lst = ctx.marking_hidden(table, key)
@@ -149,7 +150,7 @@ def _listings(
         metrics[f"{prefix}_amount"] = lst.amount.sum(where=active & listed)
     if recent_months is not None:
         recent = ctx.within_months(lst.listed_on, recent_months)
-        metrics[f"{prefix}_{recent_months}m"] = lst.count(where=recent)
+        metrics[f"{prefix}_{recent_months}m"] = lst.count(where=recent & lst._hidden.isnull())
     part = lst.group_by("uscc").agg(**metrics)
     # a row only for listings that are not effective (or only recent) is not on the list
     listed_entity = ibis.ifelse(part[f"{prefix}_5y"] > 0, 1, ibis.null("int64"))

@@ -205,3 +205,24 @@ def test_output_is_one_row_per_entity_with_the_declared_columns(
     assert value(frame, uscc, "gov_penalties_36m") == 3
     assert value(frame, uscc, "gov_red_listed") == 1
     assert value(frame, uscc, "gov_negative_records_36m") == 3
+
+
+def test_a_hidden_listing_leaves_the_negative_record_total(
+    make_delivery: MakeDelivery, warehouse: Path, registry: dict[str, Any]
+) -> None:
+    a, b = registry["entities"][0]["uscc"], registry["entities"][1]["uscc"]
+    registry["abnormal_operations"] = [
+        {"record_id": f"A{i}", "uscc": u, "reason": "未按规定报送年度报告",
+         "listed_on": "2018-07-01", "removed_on": "2018-10-01"}
+        for i, u in enumerate((a, b))
+    ]  # fmt: skip
+    registry["credit_repairs"] = [repair("R0", "abnormal_operations", "A0", a)]  # approved
+    # each also has a penalty, so both stay in the government part
+    registry["admin_penalties"] = [penalty(i, u) for i, u in enumerate((a, b))]
+    ingest_delivery(make_delivery(registry), warehouse)
+    frame = gov_features(warehouse, dt.date(2019, 9, 1))
+    assert value(frame, b, "gov_negative_records_36m") == 2
+    assert value(frame, b, "gov_abnormal_listings_5y") == 1
+    # the repaired listing counts nowhere
+    assert value(frame, a, "gov_negative_records_36m") == 1
+    assert value(frame, a, "gov_abnormal_listings_5y") == 0
