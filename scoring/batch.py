@@ -59,6 +59,8 @@ class SnapshotInfo:
     reasons: bool
     engine: str
     created: str
+    #: version of the reason-code table the reasons were written with ("" without reasons)
+    reason_codes_version: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
@@ -234,8 +236,15 @@ class SnapshotStore:
         policy_version: str,
         reasons: bool,
         engine: str,
+        reason_codes_version: str | None = None,
     ) -> SnapshotInfo:
-        """Write ``table`` as a new snapshot and make it current, atomically."""
+        """Write ``table`` as a new snapshot and make it current, atomically.
+
+        ``reason_codes_version`` defaults to the packaged reason-code table's version when
+        the snapshot has reasons (the table that `score_view` uses by default).
+        """
+        if reason_codes_version is None:
+            reason_codes_version = _packaged_reason_codes_version() if reasons else ""
         self.folder.mkdir(parents=True, exist_ok=True)
         created = dt.datetime.now(dt.UTC)
         name = (
@@ -246,6 +255,7 @@ class SnapshotStore:
             file=name, as_of=as_of.isoformat(), model_version=str(model_version),
             policy_version=policy_version, rows=table.num_rows, reasons=reasons,
             engine=engine, created=created.isoformat(timespec="seconds"),
+            reason_codes_version=reason_codes_version,
         )  # fmt: skip
         metadata = dict(table.schema.metadata or {})
         metadata[METADATA_KEY] = info.to_json().encode("utf-8")
@@ -266,6 +276,12 @@ class SnapshotStore:
         old = [p for p in snapshots if p.name not in keep][:-KEEP] if KEEP else snapshots
         for path in old:
             path.unlink(missing_ok=True)
+
+
+def _packaged_reason_codes_version() -> str:
+    from scoring.reasons import default_reason_codes  # noqa: PLC0415 - SHAP only when asked
+
+    return default_reason_codes().version
 
 
 def _atomic_write(target: Path, write: Callable[[str], object]) -> None:

@@ -105,3 +105,16 @@ def test_reading_an_empty_store_says_so(tmp_path: Path) -> None:
     with pytest.raises(ScoringError) as caught:
         SnapshotStore(tmp_path).read()
     assert (caught.value.field, caught.value.rule) == ("snapshot", "exists")
+
+
+def test_the_reason_code_table_version_is_recorded(tmp_path: Path) -> None:
+    from scoring.reasons import default_reason_codes  # noqa: PLC0415
+
+    store = SnapshotStore(tmp_path)
+    with_reasons = store.write(_table(1, 2), as_of=AS_OF, model_version="1",
+                               policy_version="test", reasons=True, engine="duckdb")  # fmt: skip
+    assert with_reasons.reason_codes_version == default_reason_codes().version
+    assert store.current() == with_reasons
+    _write(store, 2, 2)  # no reasons: no table was used
+    current = store.current()
+    assert current is not None and current.reason_codes_version == ""
