@@ -117,4 +117,5 @@ def test_the_reason_code_table_version_is_recorded(tmp_path: Path) -> None:
     assert store.current() == with_reasons
     _write(store, 2, 2)  # no reasons: no table was used
     current = store.current()
-    assert current is not None and current.reason_codes_version == ""
+    assert current is not None
+    assert current.reason_codes_version == ""
