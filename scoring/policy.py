@@ -193,6 +193,35 @@ class Reasons(_Frozen):
     top: int = Field(ge=1, le=20)
 
 
+class Remedies(_Frozen):
+    """Legal periods of objections (异议) and credit repair (信用修复), with their sources.
+
+    An objection is settled within ``objection_working_days`` Chinese working days, once
+    extendable to ``objection_max_working_days`` in all. An administrative penalty may be
+    repaired once the longer of its severity's and its domain's minimum publicity (months
+    from the decision) has passed, and never when its type is in
+    ``repair_excluded_penalty_types``.
+    """
+
+    objection_working_days: int = Field(ge=1)
+    objection_max_working_days: int = Field(ge=1)
+    objection_source: str = Field(min_length=1)
+    repair_min_publicity_months: dict[str, int] = Field(min_length=1)
+    repair_min_publicity_months_by_domain: dict[str, int]
+    repair_excluded_penalty_types: tuple[str, ...]
+    repair_source: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _periods(self) -> Remedies:
+        if self.objection_max_working_days < self.objection_working_days:
+            raise ValueError("objection_max_working_days must be at least objection_working_days")
+        months = [*self.repair_min_publicity_months.values(),
+                  *self.repair_min_publicity_months_by_domain.values()]  # fmt: skip
+        if any(m < 0 for m in months):
+            raise ValueError("repair minimum publicity periods cannot be negative")
+        return self
+
+
 class ReasonText(_Frozen):
     """The Chinese and English text of a decision reason code."""
 
@@ -214,6 +243,7 @@ class ScoringPolicy(_Frozen):
     rural: Rural
     reasons: Reasons
     decision_reasons: dict[str, ReasonText]
+    remedies: Remedies
 
     @model_validator(mode="after")
     def _consistent(self) -> ScoringPolicy:
@@ -337,6 +367,7 @@ __all__ = [
     "REPAYMENT_STATUS_SYMBOLS",
     "TARGET_GROUPS",
     "ReasonText",
+    "Remedies",
     "ScoringPolicy",
     "load_policy",
     "parse_policy",
