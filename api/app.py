@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from api import handlers
+from api.console.router import router as console_router
 from api.deps import KeyCache
 from api.routers import (
     audit_log,
@@ -37,6 +40,7 @@ may see; a natural person's data needs their recorded consent; every query is lo
 Errors name the field and the rule: `{"detail": [{"field", "rule", "message"}]}`.
 """
 
+CONSOLE_STATIC = Path(__file__).with_name("console") / "static"
 #: the routers, in the order of the OpenAPI document
 ROUTERS = (
     scores.router,
@@ -90,6 +94,8 @@ def create_app(
     handlers.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(console_router)
+    app.mount("/console/static", StaticFiles(directory=CONSOLE_STATIC), name="console_static")
     app.add_middleware(
         Ledger,
         database=lambda: app.state.services.database,

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     )
     scores: Path = Field(Path("scores"), description="Folder of score snapshots (CURRENT).")
     features: Path = Field(Path("features"), description="Folder of the views (wzcredit features).")
+    quality_report: Path | None = Field(
+        None, description="The last `wzcredit quality` report (JSON), shown to the operator."
+    )
     tracking_uri: str = Field("sqlite:///mlruns/mlflow.db", description="MLflow tracking URI.")
     model_alias: str = Field("champion", description="Registered alias (or version) served.")
     secret: str = Field(

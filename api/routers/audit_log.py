@@ -10,11 +10,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime
 
 from api.deps import KeyInfo, Permitted, ServicesDep, SessionDep
 from api.schemas.audit_log import QueryLogPage
-from api.schemas.common import ERRORS
+from api.schemas.common import ERRORS, IsoDateTime
 from api.security import Permission, Role
 from api.services import audit_log
 
@@ -36,10 +35,8 @@ def read_audit_log(
     services: ServicesDep,
     session: SessionDep,
     key: Annotated[KeyInfo, Permitted(Permission.AUDIT_READ)],
-    since: Annotated[
-        AwareDatetime | None, Query(description="from (inclusive), with offset")
-    ] = None,
-    until: Annotated[AwareDatetime | None, Query(description="to (exclusive), with offset")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="from (inclusive), with offset")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="to (exclusive), with offset")] = None,
     role: Annotated[Role | None, Query(description="the caller's role")] = None,
     route: Annotated[
         str | None,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class Schema(BaseModel):
@@ -34,3 +37,16 @@ class Page(Schema):
     page: int = Field(ge=1)
     size: int = Field(ge=1)
     total: int = Field(ge=0)
+
+
+def _iso_text(value: Any) -> Any:
+    """Refuse a bare number where an ISO 8601 time is documented (no Unix timestamps)."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and re.fullmatch(r"[\d.+-]+", value)
+    ):
+        raise ValueError("an ISO 8601 date-time with its offset, e.g. 2026-11-28T08:00:00+08:00")
+    return value
+
+
+#: a date-time with its UTC offset, written as ISO 8601 text (as the OpenAPI document says)
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
