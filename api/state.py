@@ -47,6 +47,20 @@ class Services:
         self.snapshot_id = register_snapshot(self.database, loaded)
         self.snapshot = loaded
         self.snapshot_error = None
+        self._after_snapshot()
+
+    def _after_snapshot(self) -> None:
+        """Carry the service's objections and repairs onto the new snapshot (a batch run
+        knows only the warehouse's own), and build the supervision list once, now."""
+        from api.services.rescore import reapply  # noqa: PLC0415
+        from api.services.supervision import base_of  # noqa: PLC0415
+
+        if self.models.loaded:
+            with self.database.session() as session:
+                carried = reapply(self, session)
+            if carried:
+                logger.info("carried objections and repairs over: %d entities", len(carried))
+        base_of(self)
 
 
 def read_policy(path: Path = DEFAULT_POLICY_PATH) -> tuple[ScoringPolicy, str]:

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Path, Query, Request, status
 from api.deps import KeyInfo, Permitted, ServicesDep, SessionDep
 from api.schemas.common import ERRORS
 from api.schemas.objections import (
-    CONFLICT,
     ObjectionExtendRequest,
     ObjectionListResponse,
     ObjectionRequest,
@@ -21,7 +20,7 @@ from api.services import objections
 from api.services.records import ObjectionStatus
 from api.services.workdays import Today
 
-router = APIRouter(prefix="/v1", tags=["objections 异议"], responses={**ERRORS, **CONFLICT})
+router = APIRouter(prefix="/v1", tags=["objections 异议"], responses=ERRORS)
 
 ObjectionId = Annotated[int, Path(description="异议编号 / objection id", ge=1, le=2**31 - 1)]
 

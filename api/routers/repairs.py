@@ -8,7 +8,6 @@ from fastapi import APIRouter, Path, Query, Request, status
 
 from api.deps import KeyInfo, Permitted, ServicesDep, SessionDep
 from api.schemas.common import ERRORS
-from api.schemas.objections import CONFLICT
 from api.schemas.repairs import (
     RepairDecisionRequest,
     RepairListResponse,
@@ -20,7 +19,7 @@ from api.services import repairs
 from api.services.records import RepairStatus
 from api.services.workdays import Today
 
-router = APIRouter(prefix="/v1", tags=["repairs 信用修复"], responses={**ERRORS, **CONFLICT})
+router = APIRouter(prefix="/v1", tags=["repairs 信用修复"], responses=ERRORS)
 
 RepairId = Annotated[int, Path(description="修复申请编号 / repair id", ge=1, le=2**31 - 1)]
 

@@ -28,6 +28,10 @@ ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse, "description": "缺少或无效的API密钥 / no valid API key"},
     403: {"model": ErrorResponse, "description": "角色无权或缺少授权 / role or consent missing"},
     404: {"model": ErrorResponse, "description": "不存在 / not found"},
+    409: {
+        "model": ErrorResponse,
+        "description": "与当前状态冲突 / conflicts with the current state",
+    },
     422: {"model": ErrorResponse, "description": "字段校验失败 / a field failed validation"},
     503: {"model": ErrorResponse, "description": "模型或评分快照未加载 / not ready"},
 }

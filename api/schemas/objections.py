@@ -6,13 +6,9 @@ import datetime as dt
 
 from pydantic import Field
 
-from api.schemas.common import ErrorResponse, Page, Schema
+from api.schemas.common import Page, Schema
 from api.services.records import ObjectionOutcome, ObjectionStatus
 
-#: the 409 response of the objection and repair routes, for the OpenAPI document
-CONFLICT: dict[int | str, dict[str, object]] = {
-    409: {"model": ErrorResponse, "description": "与当前状态或规则冲突 / refused by a rule"}
-}
 USCC_FIELD = Field(
     description="统一社会信用代码 of the entity the record belongs to", max_length=40
 )

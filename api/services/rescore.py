@@ -63,6 +63,7 @@ from features.view import build_view
 from features.view.engine import duckdb_tables, packaged_catalog
 from scoring.batch import score_frame
 from scoring.reasons import default_reason_codes
+from scoring.single import decision_columns
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +185,12 @@ def rescore(
         result: dict[str, Any] = jsonable(row)
         result["model_version"] = model.version
         result["policy_version"] = services.policy.version
+        # the view as the entity's records stand now: the decision flags (联合奖惩, target
+        # groups) where `decide` reads them, and the whole row for pages that show it
+        view_row = values[row["uscc"]]
+        for column in decision_columns(services.policy):
+            result.setdefault(column, jsonable(view_row.get(column)))
+        result["view"] = jsonable(view_row)
         k = 1
         while f"reason_{k}_code" in row:
             feature = feature_of.get(row[f"reason_{k}_code"] or "")
