@@ -153,7 +153,7 @@ def loan_states(ctx: ViewContext) -> ir.Table:
     policy = ctx.policy
     default_days = policy.private_loan_default_days
     retention_days = (ctx.as_of - months_before(ctx.as_of, policy.negative_retention_months)).days
-    raw = ctx.table("private_loans")
+    raw = ctx.effective("private_loans", "loan_id")  # not under objection, not repaired
     deliveries = ctx.table("deliveries").select("delivery_id", "delivered_on")
     loans = raw.filter(ctx.known(raw.registered_on)).left_join(
         deliveries, raw._delivery_id == deliveries.delivery_id

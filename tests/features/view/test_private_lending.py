@@ -371,3 +371,21 @@ def test_duckdb_and_spark_agree(scenario: Path, spark: Any, tmp_path: Path) -> N
         assert list(got.columns) == list(want.columns)
         assert (got.dtypes == want.dtypes).all()
         pd.testing.assert_frame_equal(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_a_loan_under_open_objection_is_not_used(tmp_path: Path) -> None:
+    objected = loan(60, OWNER_B, "2015-06-01", "2015-06-05", "2015-12-01",
+                    **overdue_since("2016-01-01"))  # fmt: skip
+    tables = {**REG, "private_loans": [objected], "wenzhou_index": index_rows(),
+              "lpr": lpr_rows(),
+              "credit_objections": [{
+                  "objection_id": "O1", "subject_id": OWNER_B, "record_table": "private_loans",
+                  "record_id": objected["loan_id"], "raised_on": "2019-03-01",
+                  "resolved_on": None, "outcome": None}]}  # fmt: skip
+    warehouse = tmp_path / "warehouse.duckdb"
+    outcome = ingest_delivery(write_delivery(tmp_path / "delivery", tables), warehouse)
+    assert outcome.quarantined == 0, outcome.to_dict()
+    before = features(warehouse, dt.date(2019, 2, 1))
+    assert row(before, B)["pl_loans_overdue"] == 1
+    during = features(warehouse, dt.date(2019, 4, 1))
+    assert B not in during.index  # its only record is hidden while the objection is open
