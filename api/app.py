@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -79,7 +81,9 @@ def create_app(
             app.state.services = services()
         else:
             app.state.services = services
+        refresher = asyncio.create_task(_refresh_periodically(app.state.services))
         yield
+        refresher.cancel()
         app.state.services.database.dispose()
 
     app = FastAPI(
@@ -102,6 +106,19 @@ def create_app(
         metrics=_LazyMetrics(app),  # type: ignore[arg-type]
     )
     return app
+
+
+async def _refresh_periodically(services: Services) -> None:
+    """`Services.refresh` every ``refresh_seconds``, off the event loop; never raises."""
+    interval = services.settings.refresh_seconds
+    if interval <= 0:
+        return
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await anyio.to_thread.run_sync(services.refresh)
+        except Exception:  # a failed refresh must not stop serving or later refreshes
+            logger.exception("refresh failed; serving what was loaded")
 
 
 class _LazyMetrics:

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     )
     institution: str = Field("鹿城农商行", description="Default institution of new keys.")
     page_size_max: int = Field(500, ge=1, le=10_000)
+    refresh_seconds: float = Field(
+        300.0, ge=0, description="How often to look for a new model and snapshot (0: never)."
+    )
     migrate_on_start: bool = Field(
         True, description="Upgrade the database to the latest migration at start-up."
     )

@@ -49,6 +49,26 @@ class Services:
         self.snapshot_error = None
         self._after_snapshot()
 
+    def refresh(self) -> None:
+        """Ask the registry for the alias again and serve a newer snapshot if one landed.
+
+        Run periodically by the app (`Settings.refresh_seconds`): a registry that cannot be
+        reached leaves the last good model serving (`ModelHolder.refresh`), a snapshot that
+        cannot be read leaves the served one.
+        """
+        from scoring.batch import SnapshotStore  # noqa: PLC0415
+
+        self.models.refresh()
+        try:
+            current = SnapshotStore(self.settings.scores).current()
+        except (OSError, ValueError) as exc:
+            logger.warning("snapshot pointer unreadable, keeping the served one: %s", exc)
+            return
+        if current is not None and (
+            self.snapshot is None or current.file != self.snapshot.info.file
+        ):
+            self.load_snapshot()
+
     def _after_snapshot(self) -> None:
         """Carry the service's objections and repairs onto the new snapshot (a batch run
         knows only the warehouse's own), and build the supervision list once, now."""
