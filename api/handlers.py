@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.errors import (
@@ -38,6 +38,10 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
 )
 
 
+#: paths of the web console, whose errors are pages rather than JSON
+CONSOLE = "/console"
+
+
 def _item(field: str, rule: str, message: str) -> dict[str, str]:
     return {"field": field, "rule": rule, "message": message}
 
@@ -49,9 +53,14 @@ def status_of(exc: Exception) -> int:
     return 500
 
 
-async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+async def domain_error(request: Request, exc: Exception) -> Response:
     field, rule, message = exc.field, exc.rule, exc.message  # type: ignore[attr-defined]
     status = status_of(exc)
+    if request.url.path.startswith(CONSOLE):  # the console answers with a page
+        from api.console.router import error_page  # noqa: PLC0415
+
+        request.state.outcome = f"error:{field}:{rule}"
+        return error_page(request, exc, status)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     request.state.outcome = f"error:{field}:{rule}"
     return JSONResponse({"detail": [_item(field, rule, message)]}, status, headers=headers)

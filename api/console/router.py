@@ -7,12 +7,16 @@ and query log. Chinese by default, English with ``?lang=en`` (kept in a cookie).
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 
 from api.console import charts
 from api.console.auth import COOKIE, LANG_COOKIE, PATH, resolve
@@ -27,7 +31,6 @@ from api.services.policy_view import policy_view
 from api.services.records import ObjectionOutcome, ObjectionStatus, RepairStatus
 from api.services.workdays import today as service_today
 from api.state import Services
-from features.errors import FeatureError
 from features.identifiers import is_valid_resident_id
 from scoring.errors import ScoringError
 
@@ -43,7 +46,6 @@ SUMMARY_FEATURES: dict[str, tuple[str, ...]] = {
                         "pl_rate_spread_mean"),
 }  # fmt: skip
 PAGE_SIZE = 50
-HANDLED = (ServiceError, FeatureError, ScoringError)
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 
@@ -67,26 +69,28 @@ def render(
     return response
 
 
-def failure(request: Request, key: KeyInfo | None, exc: Exception) -> HTMLResponse:
-    """A refused or failed request as a page, with the field and rule like the API's errors."""
-    from api.handlers import status_of  # noqa: PLC0415
-
-    status = status_of(exc)
+def error_page(request: Request, exc: Exception, status: int) -> Response:
+    """A refused or failed console request as a page (`api.handlers` calls this): signing
+    in again for 401, else the field and the rule, like the API's errors."""
+    if status == 401:
+        return RedirectResponse(request.url_for("console_home"), status_code=303)
     lang = language(request)
+    key = getattr(request.state, "key", None)
     if isinstance(exc, Forbidden) and getattr(exc, "field", "") == "role":
-        heading, message = translate("forbidden", lang), translate("forbidden", lang)
+        heading = translate("forbidden", lang)
+        message = f"{translate(key.role.value, lang) if key else ''}: {exc.rule}"
     else:
         heading = translate("error", lang)
         message = f"{exc.field}: {exc.rule}: {exc.message}"  # type: ignore[attr-defined]
-    request.state.outcome = f"error:{getattr(exc, 'field', '')}:{getattr(exc, 'rule', '')}"
     return render(request, "message.html", key, status, heading=heading, message=message)
 
 
-def signed_in(request: Request, services: Services) -> KeyInfo | None:
-    try:
-        return resolve(request, services, request.cookies.get(COOKIE))
-    except Unauthenticated:
-        return None
+def console_key(request: Request, services: ServicesDep) -> KeyInfo:
+    """The signed-in key (from the console's cookie); signing in again if there is none."""
+    return resolve(request, services, request.cookies.get(COOKIE))
+
+
+ConsoleKey = Annotated[KeyInfo, Depends(console_key)]
 
 
 def require(key: KeyInfo, permission: Permission) -> None:
@@ -94,17 +98,14 @@ def require(key: KeyInfo, permission: Permission) -> None:
         raise Forbidden("role", permission.value, f"role {key.role} may not see this page")
 
 
-def to_login(request: Request) -> RedirectResponse:
-    return RedirectResponse(request.url_for("console_home"), status_code=303)
-
-
 # ---- signing in -----------------------------------------------------------------------------
 
 
 @router.get("", name="console_home")
 def home(request: Request, services: ServicesDep) -> Response:
-    key = signed_in(request, services)
-    if key is None:
+    try:
+        key = console_key(request, services)
+    except Unauthenticated:
         return render(request, "login.html", None)
     target = {
         Role.UNDERWRITER: "console_search", Role.SUBJECT: "console_search",
@@ -147,46 +148,39 @@ def _purpose(value: str | None) -> Purpose:
 
 @router.get("/search", name="console_search")
 def search(
-    request: Request, services: ServicesDep, session: SessionDep,
+    request: Request, services: ServicesDep, session: SessionDep, key: ConsoleKey,
     q: str | None = None, purpose: str | None = None,
 ) -> Response:  # fmt: skip
-    key = signed_in(request, services)
-    if key is None:
-        return to_login(request)
-    try:
-        require(key, Permission.SCORE_ENTITY)
-        chosen = _purpose(purpose)
-        if key.role is Role.SUBJECT and not q:
-            q = key.subject_id  # a subject sees itself
-        results = []
-        if q:
-            code = q.strip().upper()
-            if is_valid_resident_id(code):
-                require(key, Permission.SCORE_PERSON)
-                person_purpose = chosen if key.role is Role.UNDERWRITER else None
-                results = scores.person_scores(
-                    services, session, key, code, person_purpose, request
-                )
-            else:
-                url = request.url_for("console_entity", uscc=code)
-                return RedirectResponse(f"{url}?purpose={chosen.value}", status_code=303)
-    except HANDLED as exc:
-        return failure(request, key, exc)
+    require(key, Permission.SCORE_ENTITY)
+    chosen = _purpose(purpose)
+    if key.role is Role.SUBJECT and not q:
+        q = key.subject_id  # a subject sees itself
+    results = []
+    if q:
+        code = q.strip().upper()
+        if not is_valid_resident_id(code):
+            url = request.url_for("console_entity", uscc=code)
+            return RedirectResponse(f"{url}?purpose={chosen.value}", status_code=303)
+        require(key, Permission.SCORE_PERSON)
+        wanted = chosen if key.role is Role.UNDERWRITER else None
+        results = scores.person_scores(services, session, key, code, wanted, request)
     return render(
         request, "search.html", key, q=q, purpose=chosen.value, results=results,
         purposes=[p.value for p in PURPOSES],
     )  # fmt: skip
 
 
-def _summary(services: Services, uscc: str, lang: str) -> list[tuple[str, list[tuple[str, str]]]]:
-    """What each source says about the entity, from the served view."""
+def _summary(
+    services: Services, uscc: str, lang: str, rescored_view: dict[str, Any] | None
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """What each source says about the entity: the rescore's view if any, else the served one."""
     from features.view import feature_specs  # noqa: PLC0415
 
     specs = {s.name: s for s in feature_specs()}
     snapshot = scores.served(services)
     out = []
     for source, names in SUMMARY_FEATURES.items():
-        values = snapshot.view_values(uscc, list(names))
+        values = rescored_view or snapshot.view_values(uscc, list(names))
         rows = []
         for name in names:
             spec = specs[name]
@@ -205,39 +199,41 @@ def _summary(services: Services, uscc: str, lang: str) -> list[tuple[str, list[t
 
 
 def _entity_page(
-    request: Request, services: Services, session: Any, key: KeyInfo, uscc: str,
+    request: Request, services: Services, session: Session, key: KeyInfo, uscc: str,
     purpose: Purpose, **extra: Any,
 ) -> HTMLResponse:  # fmt: skip
     wanted = purpose if key.role is Role.UNDERWRITER else None
     score = scores.entity_score(services, session, key, uscc, wanted, request)
+    code = score.identity.uscc
+    row, _ = scores.scored_row(services, session, code)
     lang = language(request)
     chart = charts.contributions(
         [(r.en if lang == "en" else r.zh, r.contribution) for r in score.reasons],
         title=translate("reasons", lang),
     )  # fmt: skip
     return render(
-        request, "entity.html", key, s=score, summary=_summary(services, score.identity.uscc, lang),
-        reasons_chart=chart, purpose=purpose.value, **extra,
+        request, "entity.html", key, s=score, reasons_chart=chart, purpose=purpose.value,
+        summary=_summary(services, code, lang, row.get("view")), **extra,
     )  # fmt: skip
 
 
 @router.get("/entities/{uscc}", name="console_entity")
 def entity(
-    request: Request, services: ServicesDep, session: SessionDep, uscc: str,
+    request: Request, services: ServicesDep, session: SessionDep, key: ConsoleKey, uscc: str,
     purpose: str | None = None,
 ) -> Response:  # fmt: skip
-    key = signed_in(request, services)
-    if key is None:
-        return to_login(request)
-    try:
-        require(key, Permission.SCORE_ENTITY)
-        return _entity_page(request, services, session, key, uscc, _purpose(purpose))
-    except HANDLED as exc:
-        return failure(request, key, exc)
+    require(key, Permission.SCORE_ENTITY)
+    return _entity_page(request, services, session, key, uscc, _purpose(purpose))
 
 
 def parse_report_text(text: str | None) -> dict[str, Any] | None:
-    """The form's PBOC report: one account a line, ``<account id> <24 status symbols>``."""
+    """The form's PBOC report: one account a line, ``<account id> <24 status symbols>``.
+
+    >>> parse_report_text("A1 " + "N" * 24)["accounts"][0]["account_id"]
+    'A1'
+    >>> parse_report_text("  ") is None
+    True
+    """
     lines = [line.split() for line in (text or "").splitlines() if line.strip()]
     if not lines:
         return None
@@ -254,30 +250,23 @@ def parse_report_text(text: str | None) -> dict[str, Any] | None:
 
 @router.post("/entities/{uscc}/preapproval", name="console_preapproval")
 def run_preapproval(
-    request: Request, services: ServicesDep, session: SessionDep, uscc: str,
+    request: Request, services: ServicesDep, session: SessionDep, key: ConsoleKey, uscc: str,
     pboc_report: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:  # fmt: skip
-    key = signed_in(request, services)
-    if key is None:
-        return to_login(request)
-    try:
-        require(key, Permission.PREAPPROVAL)
-        body = PreApprovalRequest(
-            uscc=uscc, purpose=Purpose.LOAN_APPROVAL, pboc_report=parse_report_text(pboc_report)
-        )
-        result = preapproval.pre_approve(services, session, key, body, request)
-        shown = {
-            "decision": result.decision, "limit": result.limit,
-            "rate_discount_bp": result.rate_discount_bp, "target_group": result.target_group.zh,
-            "reasons": result.decision_reasons,
-        }  # fmt: skip
-        return _entity_page(
-            request, services, session, key, uscc, Purpose.LOAN_APPROVAL, preapproval=shown,
-            pboc_text=pboc_report,
-        )  # fmt: skip
-    except HANDLED as exc:
-        session.rollback()  # nothing of a refused pre-approval is kept
-        return failure(request, key, exc)
+    require(key, Permission.PREAPPROVAL)
+    body = PreApprovalRequest(
+        uscc=uscc, purpose=Purpose.LOAN_APPROVAL, pboc_report=parse_report_text(pboc_report)
+    )
+    result = preapproval.pre_approve(services, session, key, body, request)
+    shown = {
+        "decision": result.decision, "limit": result.limit,
+        "rate_discount_bp": result.rate_discount_bp, "target_group": result.target_group.zh,
+        "reasons": result.decision_reasons,
+    }  # fmt: skip
+    return _entity_page(
+        request, services, session, key, uscc, Purpose.LOAN_APPROVAL, preapproval=shown,
+        pboc_text=pboc_report,
+    )  # fmt: skip
 
 
 # ---- regulator: distribution, inspection list, export, policy -------------------------------
@@ -295,88 +284,72 @@ def _filters(services: Services, params: dict[str, str | None]) -> supervision.F
     return supervision.Filters(**given)
 
 
+def _by_class(
+    now: supervision.Current, filters: supervision.Filters, field: str, items: list[Any],
+    label: Callable[[Any], str],
+) -> list[tuple[str, dict[str, int]]]:  # fmt: skip
+    """Class counts of each district (or industry), the other filters kept."""
+    out = []
+    for item in items:
+        if not item.code or not item.count:
+            continue
+        narrowed = dataclasses.replace(filters, **{field: item.code})
+        out.append((label(item), supervision.summary(now, now.matching(narrowed)).by_class))
+    return out
+
+
 @router.get("/supervision", name="console_supervision")
 def supervision_page(
-    request: Request, services: ServicesDep, session: SessionDep,
+    request: Request, services: ServicesDep, session: SessionDep, key: ConsoleKey,
     district: str | None = None, industry: str | None = None,
     supervision_class: str | None = None, grade: str | None = None, page: int = 1,
 ) -> Response:  # fmt: skip
-    key = signed_in(request, services)
-    if key is None:
-        return to_login(request)
-    try:
-        require(key, Permission.SUPERVISION)
-        params = {"district": district, "industry": industry,
-                  "supervision_class": supervision_class, "grade": grade}  # fmt: skip
-        filters = _filters(services, params)
-        now = supervision.current(services, session)
-        rows = now.select(filters)
-        page = max(page, 1)
-        shown = supervision.page_rows(now, rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE])
-        overall = supervision.summary(now, now.matching(filters))
-        lang = language(request)
-        classes = [c.name for c in services.policy.classes]
-        by_district = [
-            (item.name or str(item.code),
-             supervision.summary(now, now.matching(supervision.Filters(
-                 district=item.code, industry=filters.industry,
-                 supervision_class=filters.supervision_class, grade=filters.grade))).by_class)
-            for item in overall.by_district if item.code and item.count
-        ]  # fmt: skip
-        by_industry = [
-            (f"{item.code} {(item.name or '')[:8]}",
-             supervision.summary(now, now.matching(supervision.Filters(
-                 industry=item.code, district=filters.district,
-                 supervision_class=filters.supervision_class, grade=filters.grade))).by_class)
-            for item in overall.by_industry if item.code and item.count
-        ]  # fmt: skip
-        request.state.outcome = f"rows={len(rows)}"
-    except HANDLED as exc:
-        return failure(request, key, exc)
+    require(key, Permission.SUPERVISION)
+    params = {"district": district, "industry": industry,
+              "supervision_class": supervision_class, "grade": grade}  # fmt: skip
+    filters = _filters(services, params)
+    now = supervision.current(services, session)
+    rows = now.select(filters)
+    page = max(page, 1)
+    shown = supervision.page_rows(now, rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE])
+    overall = supervision.summary(now, now.matching(filters))
+    request.state.outcome = f"rows={len(rows)}"
+    lang = language(request)
+    classes = [c.name for c in services.policy.classes]
+    districts = _by_class(now, filters, "district", overall.by_district,
+                          lambda item: item.name or str(item.code))  # fmt: skip
+    industries = _by_class(now, filters, "industry", overall.by_industry,
+                           lambda item: f"{item.code} {(item.name or '')[:8]}")  # fmt: skip
     query = "&".join(f"{k}={v}" for k, v in params.items() if v)
     return render(
         request, "supervision.html", key, rows=shown, total=len(rows), page=page,
         pages=max((len(rows) + PAGE_SIZE - 1) // PAGE_SIZE, 1), params=params, query=query,
         choices=supervision.allowed_filters(services.policy),
-        district_names=dict(zip(*_district_pairs(), strict=True)),
-        grade_chart=charts.bars(list(overall.by_grade.items()),
-                                title=translate("by_grade", lang)),
-        district_chart=charts.stacked(by_district, classes, title=translate("by_district", lang)),
-        industry_chart=charts.stacked(by_industry, classes, title=translate("by_industry", lang)),
+        district_names={i.code: i.name for i in overall.by_district if i.code and i.name},
+        grade_chart=charts.bars(list(overall.by_grade.items()), title=translate("by_grade", lang)),
+        district_chart=charts.stacked(districts, classes, title=translate("by_district", lang)),
+        industry_chart=charts.stacked(industries, classes, title=translate("by_industry", lang)),
     )  # fmt: skip
-
-
-def _district_pairs() -> tuple[list[str], list[str]]:
-    from api.services.supervision import _district_table  # noqa: PLC0415
-
-    table = _district_table()
-    return list(table), list(table.values())
 
 
 @router.get("/supervision.csv", name="console_supervision_csv")
 def supervision_csv(
-    request: Request, services: ServicesDep, session: SessionDep,
+    request: Request, services: ServicesDep, session: SessionDep, key: ConsoleKey,
     district: str | None = None, industry: str | None = None,
     supervision_class: str | None = None, grade: str | None = None,
 ) -> Response:  # fmt: skip
-    key = signed_in(request, services)
-    if key is None:
-        return to_login(request)
-    try:
-        require(key, Permission.SUPERVISION)
-        filters = _filters(
-            services,
-            {
-                "district": district,
-                "industry": industry,
-                "supervision_class": supervision_class,
-                "grade": grade,
-            },
-        )
-        now = supervision.current(services, session)
-        rows = now.select(filters)
-    except HANDLED as exc:
-        return failure(request, key, exc)
+    require(key, Permission.SUPERVISION)
+    filters = _filters(
+        services,
+        {
+            "district": district,
+            "industry": industry,
+            "supervision_class": supervision_class,
+            "grade": grade,
+        },
+    )
+    now = supervision.current(services, session)
+    rows = now.select(filters)
     request.state.outcome = f"rows={len(rows)}"
     name = f"supervision_{scores.served(services).as_of.isoformat()}.csv"
     return StreamingResponse(
@@ -386,43 +359,32 @@ def supervision_csv(
 
 
 @router.get("/policy", name="console_policy")
-def policy_page(request: Request, services: ServicesDep) -> Response:
-    key = signed_in(request, services)
-    if key is None:
-        return to_login(request)
-    try:
-        require(key, Permission.POLICY)
-    except HANDLED as exc:
-        return failure(request, key, exc)
-    view = policy_view(services)
-    return render(request, "policy.html", key, policy=view)
+def policy_page(request: Request, services: ServicesDep, key: ConsoleKey) -> Response:
+    require(key, Permission.POLICY)
+    return render(request, "policy.html", key, policy=policy_view(services))
 
 
 # ---- operator: objections, repairs, data quality --------------------------------------------
 
 
 @router.get("/operator", name="console_operator")
-def operator_page(request: Request, services: ServicesDep, session: SessionDep) -> Response:
-    key = signed_in(request, services)
-    if key is None:
-        return to_login(request)
-    try:
-        require(key, Permission.OBJECTION_RESOLVE)
-        day = service_today()
-        open_objections, _ = objections.list_objections(
-            services, session, key, status=ObjectionStatus.OPEN, overdue=False, uscc=None,
-            page=1, size=services.settings.page_size_max, day=day,
-        )  # fmt: skip
-        shown = [objections.to_response(o, day) for o in open_objections]
-        pending, _ = repairs.list_repairs(
-            services, session, key, status=RepairStatus.UNDER_REVIEW, uscc=None, page=1,
-            size=services.settings.page_size_max,
-        )  # fmt: skip
-        request.state.outcome = f"objections={len(shown)} repairs={len(pending)}"
-    except HANDLED as exc:
-        return failure(request, key, exc)
+def operator_page(
+    request: Request, services: ServicesDep, session: SessionDep, key: ConsoleKey
+) -> Response:
+    require(key, Permission.OBJECTION_RESOLVE)
+    day = service_today()
+    size = services.settings.page_size_max
+    open_objections, _ = objections.list_objections(
+        services, session, key, status=ObjectionStatus.OPEN, overdue=False, uscc=None,
+        page=1, size=size, day=day,
+    )  # fmt: skip
+    pending, _ = repairs.list_repairs(
+        services, session, key, status=RepairStatus.UNDER_REVIEW, uscc=None, page=1, size=size
+    )
+    request.state.outcome = f"objections={len(open_objections)} repairs={len(pending)}"
     return render(
-        request, "operator.html", key, objections=shown,
+        request, "operator.html", key,
+        objections=[objections.to_response(o, day) for o in open_objections],
         repairs=[repairs.to_response(r) for r in pending], outcomes=list(ObjectionOutcome),
         quality=_quality(services), today=day,
     )  # fmt: skip
@@ -430,8 +392,6 @@ def operator_page(request: Request, services: ServicesDep, session: SessionDep) 
 
 def _quality(services: Services) -> dict[str, Any] | None:
     """The data quality report of the last ingest (``wzcredit quality`` writes it)."""
-    import json  # noqa: PLC0415
-
     path = services.settings.quality_report
     if path is None or not path.exists():
         return None
@@ -441,45 +401,33 @@ def _quality(services: Services) -> dict[str, Any] | None:
 
 @router.post("/objections/{objection_id}/resolve", name="console_resolve")
 def resolve_objection(
-    request: Request, services: ServicesDep, session: SessionDep, objection_id: int,
-    outcome: Annotated[str, Form()], resolution: Annotated[str, Form(max_length=2000)] = "",
+    request: Request, services: ServicesDep, session: SessionDep, key: ConsoleKey,
+    objection_id: int, outcome: Annotated[str, Form()],
+    resolution: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:  # fmt: skip
-    key = signed_in(request, services)
-    if key is None:
-        return to_login(request)
+    require(key, Permission.OBJECTION_RESOLVE)
     try:
-        require(key, Permission.OBJECTION_RESOLVE)
-        try:
-            chosen = ObjectionOutcome(outcome)
-        except ValueError:
-            raise ServiceError("outcome", "choice", "one of 更正 删除 维持 标注") from None
-        objections.resolve_objection(
-            services, session, key, objection_id, chosen, resolution or chosen.value,
-            service_today(),
-        )  # fmt: skip
-    except HANDLED as exc:
-        session.rollback()
-        return failure(request, key, exc)
+        chosen = ObjectionOutcome(outcome)
+    except ValueError:
+        codes = " ".join(o.value for o in ObjectionOutcome)
+        raise ServiceError("outcome", "choice", f"one of {codes}") from None
+    objections.resolve_objection(
+        services, session, key, objection_id, chosen, resolution or chosen.value,
+        service_today(),
+    )  # fmt: skip
     return RedirectResponse(request.url_for("console_operator"), status_code=303)
 
 
 @router.post("/repairs/{repair_id}/{action}", name="console_decide_repair")
 def decide_repair(
-    request: Request, services: ServicesDep, session: SessionDep, repair_id: int, action: str,
-    note: Annotated[str, Form(max_length=2000)] = "",
+    request: Request, services: ServicesDep, session: SessionDep, key: ConsoleKey,
+    repair_id: int, action: str, note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:  # fmt: skip
-    key = signed_in(request, services)
-    if key is None:
-        return to_login(request)
-    try:
-        require(key, Permission.REPAIR_DECIDE)
-        if action not in ("approve", "reject"):
-            raise ServiceError("action", "choice", "approve or reject")
-        decide = repairs.approve_repair if action == "approve" else repairs.reject_repair
-        decide(services, session, key, repair_id, note or action, service_today())
-    except HANDLED as exc:
-        session.rollback()
-        return failure(request, key, exc)
+    require(key, Permission.REPAIR_DECIDE)
+    deciders = {"approve": repairs.approve_repair, "reject": repairs.reject_repair}
+    if action not in deciders:
+        raise ServiceError("action", "choice", "approve or reject")
+    deciders[action](services, session, key, repair_id, note or action, service_today())
     return RedirectResponse(request.url_for("console_operator"), status_code=303)
 
 

@@ -163,3 +163,18 @@ def test_a_role_is_refused_a_page_it_may_not_see(
     response = page.goto(f"{live_url}{path}")
     assert response.status == 403
     assert page.locator("h1").inner_text() == "当前角色无权访问此页面"
+
+
+def test_without_signing_in_a_page_sends_to_the_sign_in(page: Any, live_url: str) -> None:
+    page.goto(f"{live_url}/console/supervision")
+    assert page.url.rstrip("/").endswith("/console")
+    assert page.locator("input[name=api_key]").count() == 1
+
+
+def test_a_bad_filter_names_the_field_and_the_allowed_values(
+    page: Any, live_url: str, keys: Keys
+) -> None:
+    sign_in(page, live_url, keys.regulator)
+    response = page.goto(f"{live_url}/console/supervision?supervision_class=Z")
+    assert response.status == 400
+    assert page.locator("main p").inner_text().startswith("supervision_class: choice: one of A")
