@@ -2,16 +2,23 @@
 
 Routes take ``ServicesDep``, ``SessionDep`` and ``Permitted(Permission.X)`` and never read
 ``app.state`` or the environment themselves; tests override `get_services`.
+
+The dependencies are coroutines that do their work on the event loop and hand to a worker
+thread only what may block: a key lookup on a cache miss, a commit that writes (or any
+commit on a server database). FastAPI would run a plain function dependency in a worker
+thread, one hop each, which costs more than the dependency's own work.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
@@ -28,7 +35,7 @@ KEY_CACHE_SECONDS = 10.0
 bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer wzc_…`")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -36,10 +43,40 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_session(services: ServicesDep) -> Iterator[Session]:
-    """A session in one transaction, committed when the route returns, rolled back on error."""
-    with services.database.session() as session:
+def _finish(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+
+
+async def get_session(services: ServicesDep) -> AsyncIterator[Session]:
+    """A session in one transaction, committed when the route returns, rolled back on error.
+
+    A transaction that only read an embedded (SQLite) database ends on the event loop (no
+    I/O to wait for); one that wrote, or any on a server database, ends in a worker thread.
+    """
+    database = services.database
+    session = database.sessions()
+    session.begin()
+    commit = False
+    try:
         yield session
+        commit = True
+    finally:
+        if database.backend == "sqlite" and not database.wrote(session):
+            _finish(session, commit)
+        else:
+            # a fresh limiter, as FastAPI does for the exit of a generator dependency: the
+            # commit of a transaction that holds SQLite's write lock must never wait for a
+            # thread behind requests that wait for that lock (that would stall them all)
+            with anyio.CancelScope(shield=True):  # a client gone away still ends it
+                await anyio.to_thread.run_sync(
+                    _finish, session, commit, limiter=anyio.CapacityLimiter(1)
+                )
 
 
 #: committed when the route function returns, before the response (and its log row) starts
@@ -83,7 +120,7 @@ def _lookup(services: Services, digest: str) -> KeyInfo | None:
         return KeyInfo(key.id, key.prefix, Role(key.role), key.institution, key.subject_id)
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -95,7 +132,7 @@ def authenticate(
     cache: KeyCache = request.app.state.key_cache
     hit, info = cache.get(digest)
     if not hit:
-        info = _lookup(services, digest)
+        info = await anyio.to_thread.run_sync(_lookup, services, digest)
         cache.put(digest, info)
     if info is None:
         raise Unauthenticated("Authorization", "known_key", "the API key is unknown or revoked")
@@ -109,7 +146,7 @@ CurrentKey = Annotated[KeyInfo, Depends(authenticate)]
 def permitted(permission: Permission) -> Callable[..., Any]:
     """A dependency: the caller's key, if its role holds ``permission`` (else 403)."""
 
-    def check(key: CurrentKey) -> KeyInfo:
+    async def check(key: CurrentKey) -> KeyInfo:
         if not allowed(key.role, permission):
             raise Forbidden("role", permission.value, f"role {key.role} may not use this endpoint")
         return key

@@ -17,7 +17,7 @@ from wzcredit.cli import DEMO_AS_OF, app
 
 def test_demo_generates_ingests_reports_and_builds_the_view(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
-    store = ["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+    store = ["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--no-serve"]
     result = CliRunner().invoke(
         app, ["demo", "--workdir", str(workdir), "--entities", "1500", *store]
     )

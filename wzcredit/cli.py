@@ -12,10 +12,11 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,9 +24,16 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.errors import ServiceError
 from features.errors import FeatureError
 from models.errors import ModelError
 from scoring.errors import ScoringError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from api.db.session import Database
+    from api.settings import Settings
 
 app = typer.Typer(
     name="wzcredit",
@@ -73,7 +81,7 @@ def _run(action: Callable[[], T]) -> T:
     """Run a command body, turning domain errors into a clear message and exit code 2."""
     try:
         return action()
-    except (FeatureError, ModelError, ScoringError) as exc:
+    except (FeatureError, ModelError, ScoringError, ServiceError) as exc:
         err.print(f"[bold red]error[/] {exc.field}: {exc.rule}: {exc.message}", highlight=False)
         raise typer.Exit(2) from None
     except LookupError as exc:  # models.registry.RegistryError (kept lazy: mlflow is slow)
@@ -534,6 +542,515 @@ def _score_on_spark(table: Any, fitted: Any, policy: Any, *, reasons: bool) -> A
         return scored.take(order).replace_schema_metadata(None)
 
 
+# --------------------------------------------------------------------------------------------
+# The service: serve, keys, db
+
+#: where `wzcredit serve` and the demo listen unless told otherwise (loopback only)
+SERVE_HOST = "127.0.0.1"
+SERVE_PORT = 8000
+#: the app factory that uvicorn's worker processes import (settings from the environment)
+SERVICE_FACTORY = "wzcredit.cli:service_app"
+#: the demo folder's service database, beside its warehouse
+DEMO_DATABASE = "wzcredit.db"
+#: label of the keys `wzcredit demo` creates (a new demo revokes the previous demo's keys)
+DEMO_KEY_LABEL = "demo"
+WorkdirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--workdir",
+        help="A demo folder (wzcredit demo --workdir): its warehouse.duckdb, scores/, "
+        "features/ and the service database wzcredit.db.",
+    ),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL of the service database (default: $WZCREDIT_DATABASE_URL, "
+        "the --workdir's wzcredit.db, or sqlite:///wzcredit.db).",
+    ),
+]
+ServiceTrackingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        envvar="WZCREDIT_MLFLOW_URI",
+        help="MLflow tracking URI of the served champion (default: sqlite:///mlruns/mlflow.db).",
+    ),
+]
+
+
+def service_settings(
+    workdir: Path | None = None, *, database_url: str | None = None, tracking_uri: str | None = None
+) -> Settings:
+    """The service's settings: ``WZCREDIT_*`` from the environment, a demo folder's paths.
+
+    ``workdir`` points the warehouse, the snapshot and view folders and the service database
+    at the layout `wzcredit demo --workdir` leaves; explicit options win over both.
+    """
+    from pydantic import ValidationError  # noqa: PLC0415 - fast --help
+
+    from api.settings import Settings  # noqa: PLC0415
+
+    overrides: dict[str, Any] = {}
+    if workdir is not None:
+        overrides |= {
+            "warehouse": workdir / "warehouse.duckdb",
+            "scores": workdir / "scores",
+            "features": workdir / "features",
+            "database_url": f"sqlite:///{workdir / DEMO_DATABASE}",
+        }
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    if tracking_uri is not None:
+        overrides["tracking_uri"] = tracking_uri
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        err.print(f"[bold red]error[/] {field}: {first['type']}: {first['msg']}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """``settings`` as ``WZCREDIT_*`` variables: how worker processes receive them."""
+    values = settings.model_dump(mode="json")
+    return {
+        f"WZCREDIT_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
+        for name, value in values.items()
+    }
+
+
+#: young-generation threshold of the garbage collector while serving (Python's default: 700)
+SERVE_GC_THRESHOLD = 20_000
+
+
+def tuned_for_serving(app: FastAPI) -> FastAPI:
+    """Keep the garbage collector off what start-up built, and collect the young less often.
+
+    A served process holds several hundred thousand long-lived objects (MLflow, LightGBM,
+    the directory, the policy). A full collection walks all of them: at the default
+    thresholds under load that was a pause of up to 0.6 s every second or so, which set
+    the p99 latency. Once the lifespan has loaded the services, `gc.freeze` moves every
+    object alive into a generation the collector never walks; requests' own garbage is
+    freed by reference counting, and cycles among it by the (cheap) young collections.
+    """
+    import gc  # noqa: PLC0415
+
+    started = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with started(app) as state:
+            gc.collect()
+            gc.freeze()
+            yield state
+
+    app.router.lifespan_context = lifespan
+    gc.set_threshold(SERVE_GC_THRESHOLD, *gc.get_threshold()[1:])
+    return app
+
+
+def service_app() -> FastAPI:
+    """The app of one uvicorn worker process, its settings built from the environment.
+
+    `wzcredit serve --workers N` puts its settings into ``WZCREDIT_*`` variables and names
+    this factory (`SERVICE_FACTORY`): each worker is an entry point of its own.
+    """
+    from api.app import create_app  # noqa: PLC0415
+    from api.settings import Settings  # noqa: PLC0415
+
+    if not logging.getLogger().handlers:  # a fresh worker process: log as the parent does
+        logging.basicConfig(
+            level=logging.INFO, format="%(levelname)s [worker %(process)d] %(name)s: %(message)s"
+        )
+    return tuned_for_serving(create_app(Settings()))  # type: ignore[call-arg]
+
+
+def prepare_database(settings: Settings) -> None:
+    """Migrate, and record the served policy and snapshot, once before the workers start.
+
+    Each worker would otherwise do it at start-up, racing the others for the same rows.
+    """
+    from api.db.session import Database  # noqa: PLC0415
+    from api.services.snapshots import load_snapshot  # noqa: PLC0415
+    from api.state import read_policy, register_policy, register_snapshot  # noqa: PLC0415
+
+    database = Database(settings.database_url)
+    try:
+        if settings.migrate_on_start:
+            from api.db.migrate import upgrade  # noqa: PLC0415
+
+            upgrade(database.engine)
+        register_policy(database, *read_policy())
+        if (settings.scores / "CURRENT").exists():
+            register_snapshot(database, load_snapshot(settings.scores, settings.features))
+    finally:
+        database.dispose()
+
+
+def run_service(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    """Run the service with uvicorn (uvloop and httptools) until interrupted.
+
+    No access log: a request line holds the raw path, and ``/v1/persons/{resident_id}``
+    would put a resident ID into the log. The query log and ``/metrics`` record requests.
+    """
+    import uvicorn  # noqa: PLC0415
+
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up chatter
+    options: dict[str, Any] = {
+        "host": host, "port": port, "access_log": False, "log_config": None,
+        "timeout_graceful_shutdown": 10,
+    }  # fmt: skip
+    if workers <= 1:
+        from api.app import create_app  # noqa: PLC0415
+
+        uvicorn.run(tuned_for_serving(create_app(settings)), **options)
+        return
+    prepare_database(settings)
+    os.environ.update(settings_environment(settings))
+    os.environ["WZCREDIT_MIGRATE_ON_START"] = "false"
+    uvicorn.run(SERVICE_FACTORY, factory=True, workers=workers, **options)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = SERVE_HOST,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = SERVE_PORT,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workdir: WorkdirOption = None,
+    database_url: DatabaseOption = None,
+    tracking_uri: ServiceTrackingOption = None,
+) -> None:
+    """Run the API service (uvicorn) on the settings from WZCREDIT_* and the options."""
+    settings = service_settings(workdir, database_url=database_url, tracking_uri=tracking_uri)
+    err.print(f"serving http://{host}:{port} ({workers} worker{'s' * (workers > 1)}); "
+              f"docs at http://{host}:{port}/docs; Ctrl-C stops")  # fmt: skip
+    run_service(settings, host, port, workers)
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Database]:
+    """The service database, migrated to the latest revision (as the service does at start)."""
+    from api.db.session import Database  # noqa: PLC0415
+
+    database = Database(settings.database_url)
+    try:
+        if settings.migrate_on_start:
+            from api.db.migrate import upgrade  # noqa: PLC0415
+
+            upgrade(database.engine)
+        yield database
+    finally:
+        database.dispose()
+
+
+def _shown_subject(subject_id: str | None) -> str:
+    """A key's subject as listings show it: a USCC as it is, a resident ID masked."""
+    from api.security import mask_resident_id  # noqa: PLC0415
+    from features.identifiers import is_valid_uscc  # noqa: PLC0415
+
+    if not subject_id:
+        return ""
+    return subject_id if is_valid_uscc(subject_id) else mask_resident_id(subject_id) or ""
+
+
+keys_app = typer.Typer(help="API keys of the service: create, list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="underwriter, regulator, analyst, subject or admin.")],
+    institution: Annotated[
+        str | None, typer.Option(help="The holder's institution (default: $WZCREDIT_INSTITUTION).")
+    ] = None,
+    subject_id: Annotated[
+        str | None, typer.Option("--subject-id", help="A subject key's own USCC or resident ID.")
+    ] = None,
+    label: Annotated[str, typer.Option(help="A note shown in listings.")] = "",
+    workdir: WorkdirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Create an API key and print it once (only its SHA-256 is stored)."""
+    from api.services.keys import create_key  # noqa: PLC0415
+
+    settings = service_settings(workdir, database_url=database_url)
+
+    def action() -> Any:
+        with _database(settings) as database:
+            return create_key(
+                database, role, institution or settings.institution, subject_id=subject_id,
+                label=label,
+            )  # fmt: skip
+
+    created = _run(action)
+    bound = f", bound to {_shown_subject(subject_id.strip().upper())}" if subject_id else ""
+    err.print(
+        f"[green]created[/] {created.role} key [bold]{created.prefix}[/] for "
+        f"{created.institution}{bound}; it is shown once, store it now:",
+        highlight=False,
+    )
+    sys.stdout.write(created.key + "\n")
+
+
+@keys_app.command("list")
+def keys_list(workdir: WorkdirOption = None, database_url: DatabaseOption = None) -> None:
+    """Every key: prefix, role, institution, subject (resident IDs masked), created, revoked."""
+    from sqlalchemy import select  # noqa: PLC0415
+
+    from api.db.tables import ApiKey  # noqa: PLC0415
+
+    settings = service_settings(workdir, database_url=database_url)
+    with _database(settings) as database, database.session() as session:
+        rows = session.scalars(select(ApiKey).order_by(ApiKey.id)).all()
+    table = Table(title=f"API keys ({len(rows)})")
+    for column in ("prefix", "role", "institution", "subject", "label", "created", "revoked"):
+        table.add_column(column)
+    for key in rows:
+        table.add_row(
+            key.prefix, key.role, key.institution, _shown_subject(key.subject_id), key.label,
+            f"{key.created_at:%Y-%m-%d %H:%M}",
+            f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
+        )  # fmt: skip
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix (wzc_<prefix>_…).")],
+    workdir: WorkdirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Revoke a key; a running service refuses it within 10 s (its key cache)."""
+    from api.services.keys import revoke_key  # noqa: PLC0415
+
+    settings = service_settings(workdir, database_url=database_url)
+
+    def action() -> None:
+        with _database(settings) as database:
+            revoke_key(database, prefix)
+
+    _run(action)
+    err.print(f"[green]revoked[/] key {prefix}")
+
+
+db_app = typer.Typer(
+    help="The service database (Alembic migrations): upgrade, downgrade, current.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
+
+
+def _migrate(
+    settings: Settings, step: Callable[[Any, str], None], revision: str, verb: str
+) -> None:
+    from api.db.migrate import current_revision, head_revision  # noqa: PLC0415
+    from api.db.session import Database  # noqa: PLC0415
+
+    database = Database(settings.database_url)
+    try:
+        step(database.engine, revision)
+        now = current_revision(database.engine)
+        where = database.engine.url.render_as_string(hide_password=True)
+    finally:
+        database.dispose()
+    err.print(f"[green]{verb}[/] {where}: at revision {now or 'base (empty)'}, "
+              f"head {head_revision()}", highlight=False)  # fmt: skip
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    workdir: WorkdirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Migrate the service database up to REVISION (the latest by default)."""
+    from api.db.migrate import upgrade  # noqa: PLC0415
+
+    settings = service_settings(workdir, database_url=database_url)
+    _migrate(settings, upgrade, revision, "upgraded")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[
+        str, typer.Argument(help="Target revision: -1 one step back, base removes every table.")
+    ] = "-1",
+    workdir: WorkdirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Migrate the service database down to REVISION (one step back by default)."""
+    from api.db.migrate import downgrade  # noqa: PLC0415
+
+    settings = service_settings(workdir, database_url=database_url)
+    _migrate(settings, downgrade, revision, "downgraded")
+
+
+@db_app.command("current")
+def db_current(workdir: WorkdirOption = None, database_url: DatabaseOption = None) -> None:
+    """The revision the service database is at, and the latest one shipped."""
+    from api.db.migrate import current_revision, head_revision  # noqa: PLC0415
+    from api.db.session import Database  # noqa: PLC0415
+
+    settings = service_settings(workdir, database_url=database_url)
+    database = Database(settings.database_url)
+    try:
+        now = current_revision(database.engine)
+    finally:
+        database.dispose()
+    head = head_revision()
+    state = "up to date" if now == head else "behind: run wzcredit db upgrade"
+    sys.stdout.write(f"{now or 'base'} (head {head}: {state})\n")
+
+
+# --------------------------------------------------------------------------------------------
+# The demo's service step: a key per role, a consent, curl examples
+
+
+@dataclass(frozen=True)
+class DemoKey:
+    """A demo key and what it may see, in words (keys and USCCs only, never an ID)."""
+
+    role: str
+    key: str
+    sees: str
+
+
+@dataclass(frozen=True)
+class DemoService:
+    """What the demo's service step prepared: its keys and the entities of the examples."""
+
+    keys: dict[str, DemoKey]
+    enterprise: str
+    business: str
+    #: a file holding the business operator's resident ID (the examples read it, never print it)
+    operator_file: Path
+    #: the enterprise's district (a filter of the supervision list example)
+    district: str
+
+
+def _demo_entities(settings: Settings) -> tuple[Any, Any]:
+    """A scored enterprise and a scored 个体工商户 with reasons (first in USCC order)."""
+    from api.services.directory import load_directory  # noqa: PLC0415
+    from scoring.batch import SnapshotStore  # noqa: PLC0415
+
+    _, scores = SnapshotStore(settings.scores).read()
+    columns = scores.select(["uscc", "reason_1_code"]).to_pydict()
+    with_reasons = [u for u, r in zip(columns["uscc"], columns["reason_1_code"], strict=True) if r]
+    scored = sorted(with_reasons or columns["uscc"])
+    directory = load_directory(settings.warehouse)
+    found: dict[bool, Any] = {}
+    for uscc in scored:
+        facts = directory.entities.get(uscc)
+        if facts is not None:
+            found.setdefault(facts.natural_person, facts)
+        if len(found) == 2:
+            return found[False], found[True]
+    raise ServiceError(
+        "warehouse", "entities", "the demo needs a scored enterprise and a scored 个体工商户"
+    )
+
+
+def prepare_demo_service(settings: Settings, workdir: Path) -> DemoService:
+    """Migrate the demo database, create a key per role and a consent for the examples.
+
+    The previous demo's keys are revoked. The subject keys belong to a real enterprise and
+    to the operator of a real 个体工商户 of the demo warehouse; the underwriter gets that
+    operator's consent for loan approval (a year from today), so every example works.
+    """
+    from sqlalchemy import select, update  # noqa: PLC0415
+
+    from api.db.tables import ApiKey, Consent  # noqa: PLC0415
+    from api.security import subject_ref  # noqa: PLC0415
+    from api.services.consent import Purpose  # noqa: PLC0415
+    from api.services.keys import create_key  # noqa: PLC0415
+
+    enterprise, business = _demo_entities(settings)
+    operator_file = workdir / "demo_operator_id.txt"
+    operator_file.write_text(business.legal_rep_id + "\n", encoding="utf-8")
+    operator_file.chmod(0o600)
+    wanted = {
+        "underwriter": ("underwriter", None, f"any entity with a purpose; {settings.institution}"),
+        "regulator": ("regulator", None, "supervision classes and lists, no PBOC detail"),
+        "analyst": ("analyst", None, "scores and supervision lists, masked"),
+        "admin": ("admin", None, "objections, repairs, the query log"),
+        "enterprise": ("subject", enterprise.uscc, f"enterprise {enterprise.uscc} only"),
+        "person": ("subject", business.legal_rep_id, f"the operator of {business.uscc} only"),
+    }
+    today = dt.date.today()
+    with _database(settings) as database:
+        with database.session() as session:
+            session.execute(
+                update(ApiKey)
+                .where(ApiKey.label == DEMO_KEY_LABEL, ApiKey.revoked_at.is_(None))
+                .values(revoked_at=dt.datetime.now(dt.UTC))
+            )
+        keys: dict[str, DemoKey] = {}
+        prefixes: dict[str, str] = {}
+        for name, (role, subject, sees) in wanted.items():
+            created = create_key(
+                database, role, settings.institution, subject_id=subject, label=DEMO_KEY_LABEL
+            )
+            keys[name] = DemoKey(role, created.key, sees)
+            prefixes[name] = created.prefix
+        with database.session() as session:
+            underwriter = session.scalar(
+                select(ApiKey.id).where(ApiKey.prefix == prefixes["underwriter"])
+            )
+            session.add(
+                Consent(
+                    subject_ref=subject_ref(settings.secret, business.legal_rep_id),
+                    institution=settings.institution,
+                    purpose=Purpose.LOAN_APPROVAL.value,
+                    valid_from=today,
+                    valid_to=today + dt.timedelta(days=365),
+                    evidence="demo 授权书",
+                    recorded_by=underwriter,
+                )
+            )
+    return DemoService(keys, enterprise.uscc, business.uscc, operator_file, enterprise.district)
+
+
+def demo_examples(demo: DemoService, base: str) -> list[tuple[str, str]]:
+    """Ready-to-paste ``curl`` examples of the demo service: (what it shows, command)."""
+    keys = demo.keys
+
+    def curl(key: str, path: str, *extra: str) -> str:
+        return " ".join(
+            ["curl -s", f'-H "Authorization: Bearer {keys[key].key}"', *extra, f'"{base}{path}"']
+        )
+
+    operator = f"$(cat {demo.operator_file})"
+    preapproval = f"""-H "Content-Type: application/json" -d '{{"uscc": "{demo.business}"}}'"""
+    return [
+        ("an enterprise's score with reasons (underwriter, loan approval)",
+         curl("underwriter", f"/v1/entities/{demo.enterprise}/score?purpose=loan_approval")),
+        (f"a person's businesses and scores (the operator of {demo.business}; consent recorded)",
+         curl("underwriter", f"/v1/persons/{operator}/scores?purpose=loan_approval")),
+        ("the same person with their own subject key",
+         curl("person", f"/v1/persons/{operator}/scores")),
+        (f"信易贷 pre-approval of the 个体工商户 {demo.business} (double query; consent recorded)",
+         curl("underwriter", "/v1/preapprovals", preapproval)),
+        (f"the supervision list of district {demo.district}, first page of 5 (regulator)",
+         curl("regulator", f"/v1/supervision?district={demo.district}&size=5")),
+        ("readiness: database, model, snapshot", f"curl -s {base}/ready"),
+    ]  # fmt: skip
+
+
+def print_demo_service(demo: DemoService, base: str) -> None:
+    """The demo keys and the curl examples, on stdout without wrapping (to copy and paste)."""
+    lines = ["", "Demo API keys (shown once; only their hashes are stored):"]
+    lines += [f"  {name:<12} {k.key}   {k.role}: {k.sees}" for name, k in demo.keys.items()]
+    lines += ["", "Try:"]
+    for what, command in demo_examples(demo, base):
+        lines += [f"  # {what}", f"  {command}"]
+    lines += ["", f"API docs: {base}/docs", ""]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
 @app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Folder for the demo's data and outputs.")] = Path(
@@ -542,24 +1059,31 @@ def demo(
     entities: Annotated[int, typer.Option(help="Market entities to generate.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     tracking_uri: TrackingOption = "sqlite:///mlruns/mlflow.db",
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Stop after scoring; do not start the service.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port of the demo service (on 127.0.0.1).")] = (
+        SERVE_PORT
+    ),
 ) -> None:
-    """The main job on embedded defaults: generate, ingest, quality, view, train, score."""
+    """The main job on embedded defaults: generate, ingest, quality, view, train, score, and
+    the service running on 127.0.0.1 with a demo key per role (until Ctrl-C)."""
     delivery = workdir / "delivery"
     warehouse = workdir / "warehouse.duckdb"
-    err.rule("1/6 generate synthetic Wenzhou deliveries")
+    err.rule("1/7 generate synthetic Wenzhou deliveries")
     _generate(delivery, entities, seed, "2015-01", "2020-12", 0.01, "parquet")
-    err.rule("2/6 ingest into the warehouse")
+    err.rule("2/7 ingest into the warehouse")
     ingest(delivery, warehouse=warehouse, delivery_id=None, delivered_on=None, as_json=False)
-    err.rule("3/6 data quality")
+    err.rule("3/7 data quality")
     quality(
         warehouse=warehouse,
         delivery_id=None,
         output=workdir / "reports" / "quality.json",
         as_json=False,
     )
-    err.rule("4/6 the three-in-one view (三位一体) as of the end of the data")
+    err.rule("4/7 the three-in-one view (三位一体) as of the end of the data")
     features(as_of=DEMO_AS_OF, engine="duckdb", warehouse=warehouse, out=workdir / "features")
-    err.rule("5/6 train champion and challenger, register them in MLflow")
+    err.rule("5/7 train champion and challenger, register them in MLflow")
     from models.evaluation import TRUTH_FOLDER  # noqa: PLC0415 - the oracle AUC only
 
     train(
@@ -573,7 +1097,7 @@ def demo(
         tracking_uri=tracking_uri,
         as_json=False,
     )
-    err.rule("6/6 score every entity: grades, supervision classes, 信易贷, reasons")
+    err.rule("6/7 score every entity: grades, supervision classes, 信易贷, reasons")
     score(
         warehouse=warehouse,
         as_of=DEMO_AS_OF,
@@ -589,6 +1113,14 @@ def demo(
         f"[green]demo done[/]: warehouse {warehouse}, view in {workdir / 'features'}, "
         f"scores in {workdir / 'scores'}, reports in {workdir / 'reports'}"
     )
+    if no_serve:
+        return
+    base = f"http://{SERVE_HOST}:{port}"
+    err.rule(f"7/7 the service on {base}: a demo key per role (Ctrl-C stops it)")
+    settings = service_settings(workdir, tracking_uri=tracking_uri)
+    service = _run(lambda: prepare_demo_service(settings, workdir))
+    print_demo_service(service, base)
+    run_service(settings, SERVE_HOST, port)
 
 
 def pct(value: float | None) -> str:
