@@ -13,7 +13,7 @@ class SupervisionRow(Schema):
     """One entity's supervision class and inspection intensity (no PBOC detail).
 
     A 个体工商户's name may contain its operator's name: it is masked (see
-    `api.services.supervision.mask_business_name`).
+    `api.security.mask_business_name`).
     """
 
     uscc: str

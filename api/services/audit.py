@@ -42,7 +42,9 @@ from api.db.tables import QueryLog, utcnow
 
 logger = logging.getLogger(__name__)
 
-LOGGED_PREFIX = "/v1/"
+#: the data routes: the JSON API and the console's pages (not its stylesheet)
+LOGGED_PREFIXES = ("/v1/", "/console")
+NOT_LOGGED_PREFIXES = ("/console/static",)
 REFUSED_START: Message = {
     "type": "http.response.start",
     "status": 503,
@@ -303,7 +305,8 @@ class Ledger:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        logged = scope["path"].startswith(LOGGED_PREFIX)
+        path = scope["path"]
+        logged = path.startswith(LOGGED_PREFIXES) and not path.startswith(NOT_LOGGED_PREFIXES)
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = str(uuid.uuid4())
         status_seen = 500

@@ -35,6 +35,7 @@ from api.schemas.scores import DecisionReason, Provenance
 from api.security import Role, subject_ref
 from api.services.consent import Purpose
 from api.services.scores import decide_access, identity, reasons_of, scored_row, served
+from api.services.workdays import today as china_today
 from api.state import Services
 from features.identifiers import validate_uscc
 from scoring.decisions import PBOC_FINDINGS, PbocReport, decide, reason_text
@@ -155,7 +156,7 @@ def pre_approve(
     report = parse_report(body.pboc_report)
     facts = services.directory.entity(code)
     access = decide_access(
-        services, session, key, facts, Purpose(body.purpose), request, today or dt.date.today()
+        services, session, key, facts, Purpose(body.purpose), request, today or china_today()
     )
     entity = decide_entity(services, session, code, report)
     decided, policy = entity.decided, services.policy
@@ -266,7 +267,7 @@ def eligibility(
     """
     code = validate_uscc(uscc, "uscc")
     facts = services.directory.entity(code)
-    decide_access(services, session, key, facts, purpose, request, today or dt.date.today())
+    decide_access(services, session, key, facts, purpose, request, today or china_today())
     if key.role is not Role.UNDERWRITER:
         request.state.subject_ref = subject_ref(services.settings.secret, code)
     entity = decide_entity(services, session, code)

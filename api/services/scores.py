@@ -40,10 +40,11 @@ from api.schemas.scores import (
     ReasonCode,
     ScoreResponse,
 )
-from api.security import Role, mask_name, mask_resident_id, subject_ref
+from api.security import Role, mask_business_name, mask_name, mask_resident_id, subject_ref
 from api.services.consent import Purpose, find_consent, record_inquiry, require_consent
 from api.services.directory import EntityFacts
 from api.services.snapshots import LoadedSnapshot
+from api.services.workdays import today as china_today
 from api.state import Services
 from features.identifiers import validate_resident_id, validate_uscc
 from scoring.decisions import reason_text
@@ -253,8 +254,10 @@ def identity(facts: EntityFacts | None, uscc: str, unmasked: bool) -> Identity:
                         legal_rep_id=None, legal_rep_name=None, masked=True)  # fmt: skip
     person_id = facts.legal_rep_id if unmasked else mask_resident_id(facts.legal_rep_id)
     person_name = facts.legal_rep_name if unmasked else mask_name(facts.legal_rep_name)
+    # a 个体工商户's name may hold its operator's name: masked as the supervision list does
+    name = facts.name if unmasked or not facts.natural_person else mask_business_name(facts.name)
     return Identity(
-        uscc=uscc, name=facts.name, entity_type=facts.entity_type, industry=facts.industry,
+        uscc=uscc, name=name, entity_type=facts.entity_type, industry=facts.industry,
         district=facts.district, legal_rep_id=person_id, legal_rep_name=person_name,
         masked=not unmasked,
     )  # fmt: skip
@@ -346,9 +349,7 @@ def entity_score(
     facts = services.directory.entities.get(code)
     if facts is None:
         served(services).score_row(code)  # 404 unless scored (a directory-less service)
-    access = decide_access(
-        services, session, key, facts, purpose, request, today or dt.date.today()
-    )
+    access = decide_access(services, session, key, facts, purpose, request, today or china_today())
     if key.role is not Role.UNDERWRITER:
         request.state.subject_ref = subject_ref(services.settings.secret, code)
     row, cause = scored_row(services, session, code)
@@ -364,7 +365,7 @@ def person_scores(
     person = validate_resident_id(resident_id, "resident_id")
     ref = subject_ref(services.settings.secret, person)
     request.state.subject_ref = ref
-    day = today or dt.date.today()
+    day = today or china_today()
     if key.role is Role.SUBJECT:
         if key.subject_id != person:
             raise Forbidden("resident_id", "own_subject", "a subject key sees its own records only")

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from api.db.tables import EntityRescore
 from api.schemas.supervision import CountItem, SupervisionRow, SupervisionSummary
+from api.security import mask_business_name
 from api.services.directory import Directory
 from api.services.scores import served
 from api.services.snapshots import LoadedSnapshot
@@ -64,31 +65,6 @@ CSV_COLUMNS = (
     "overrides",
     "rescored",
 )
-
-
-def mask_business_name(name: str | None) -> str | None:
-    """Mask a 个体工商户's name, which may hold its operator's name.
-
-    A 个体工商户 name is 行政区划 + 字号 + 行业 + 组织形式 (瑞安市丰汇修配部), and an operator's
-    name, when used, is the 字号 in the middle, or the whole name when the business has no
-    字号. So names of eight or more characters keep their first and last two characters
-    (the district and the form), names of five to seven keep one at each end, and shorter
-    names (a bare person's name) keep the first only, like `api.security.mask_name`.
-
-    Examples
-    --------
-    >>> mask_business_name("瑞安市丰汇修配部")
-    '瑞安****配部'
-    >>> mask_business_name("张三水果店")
-    '张***店'
-    >>> mask_business_name("张三丰")
-    '张**'
-    """
-    if not name:
-        return name
-    n = len(name)
-    head, tail = (2, 2) if n >= 8 else (1, 1) if n >= 5 else (1, 0)
-    return name[:head] + "*" * (n - head - tail) + name[n - tail :]
 
 
 @dataclass(frozen=True)

@@ -118,3 +118,25 @@ def test_every_query_is_logged_without_resident_ids(
         text = " ".join(f"{r.route} {r.outcome} {r.subject_ref}" for r in rows)
     assert keys.business.legal_rep_id not in text
     assert "/v1/persons/{resident_id}/scores" in text
+
+
+def test_an_individual_business_name_is_masked_for_a_regulator(
+    client: TestClient, keys: Keys
+) -> None:
+    body = client.get(f"/v1/entities/{keys.business.uscc}/score", headers=keys.regulator).json()
+    assert body["identity"]["masked"] is True
+    assert body["identity"]["name"] != keys.business.name
+    assert "*" in body["identity"]["name"]
+    own = client.get(f"/v1/persons/{keys.business.legal_rep_id}/scores", headers=keys.person)
+    assert own.json()["scores"][0]["identity"]["name"] == keys.business.name
+
+
+def test_console_pages_are_in_the_query_log(
+    client: TestClient, keys: Keys, services: Services
+) -> None:
+    key = keys.regulator["Authorization"].removeprefix("Bearer ")
+    assert client.post("/console/login", data={"api_key": key}).status_code in (200, 303)
+    assert client.get("/console/supervision?supervision_class=D").status_code == 200
+    with services.database.session() as session:
+        routes = session.scalars(select(QueryLog.route).where(QueryLog.role == "regulator")).all()
+    assert "/console/supervision" in routes
