@@ -16,10 +16,10 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from starlette.routing import BaseRoute
 
 from api.security import PERMISSIONS, Permission, Role
 from tests.api.conftest import Keys
