@@ -599,6 +599,7 @@ def service_settings(
             "scores": workdir / "scores",
             "features": workdir / "features",
             "database_url": f"sqlite:///{workdir / DEMO_DATABASE}",
+            "quality_report": workdir / "reports" / "quality.json",
         }
     if database_url is not None:
         overrides["database_url"] = database_url
@@ -1046,7 +1047,8 @@ def print_demo_service(demo: DemoService, base: str) -> None:
     lines += ["", "Try:"]
     for what, command in demo_examples(demo, base):
         lines += [f"  # {what}", f"  {command}"]
-    lines += ["", f"API docs: {base}/docs", ""]
+    lines += ["", f"API docs: {base}/docs",
+              f"web console: {base}/console (sign in with a key above)", ""]  # fmt: skip
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
 
