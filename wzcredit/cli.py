@@ -858,7 +858,7 @@ def _migrate(
     finally:
         database.dispose()
     err.print(f"[green]{verb}[/] {where}: at revision {now or 'base (empty)'}, "
-              f"head {head_revision()}", highlight=False)  # fmt: skip
+              f"head {head_revision()}", highlight=False, soft_wrap=True)  # fmt: skip
 
 
 @db_app.command("upgrade")
