@@ -185,6 +185,8 @@ class Rural(_Frozen):
     town_village_share: float = Field(gt=0, le=1)
     town_npl_max: float = Field(gt=0, le=1)
     town_no_arrears_share: float = Field(gt=0, le=1)
+    #: a 信用村's NPL ratio may rise by less than this over the year (when last year is known)
+    village_npl_increase_max: float = Field(gt=0, le=1)
 
 
 class Reasons(_Frozen):

@@ -14,8 +14,9 @@ policy (``rural``):
 - **信用乡镇**: 信用村 ≥ ``town_village_share`` of its villages; NPL ratio below
   ``town_npl_max``; borrowing households without arrears ≥ ``town_no_arrears_share``.
 
-The rules' "NPL increase below 1 %" needs last year's ratings; pass them as ``previous`` and
-it is checked, otherwise it is reported as not assessed (``npl_increase`` is null).
+The rules' "NPL increase below 1 %" (``village_npl_increase_max``) needs last year's
+ratings; pass them as ``previous`` and it is checked, otherwise it is reported as not
+assessed (``npl_increase`` is null).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def villages(
         (out.credit_household_share >= r.village_household_share)
         & (out.no_arrears_share.fillna(1.0) >= r.village_no_arrears_share)
         & (out.npl_ratio < r.village_npl_max)
-        & (out.npl_increase.fillna(0.0) < 0.01)
+        & (out.npl_increase.fillna(0.0) < r.village_npl_increase_max)
     )
     return out.reset_index()
 

@@ -89,3 +89,18 @@ def test_missing_columns_are_named() -> None:
     with pytest.raises(ScoringError, match="pl_loans_overdue") as caught:
         households(frame, frame, frame, POLICY)
     assert caught.value.field == "view"
+
+
+def test_a_village_whose_npl_rose_by_the_policy_limit_is_not_a_credit_village() -> None:
+    rows = _village("戊村", 30, 30)
+    for i in range(25):  # twenty-five borrowers, one classed 次级: NPL 4 %, under the cap
+        rows[i].update(pboc_accounts_open=1, pboc_worst_five_class_latest=3 if i == 0 else 1)
+    units, now, _ = _rate(rows)
+    limit = POLICY.rural.village_npl_increase_max
+    ratio = float(now.loc[0, "npl_ratio"])
+    assert ratio < POLICY.rural.village_npl_max
+    assert bool(now.loc[0, "credit_village"])  # last year unknown: not assessed
+    steady = now.assign(npl_ratio=ratio - limit / 2)
+    risen = now.assign(npl_ratio=ratio - limit)
+    assert bool(villages(units, POLICY, previous=steady).loc[0, "credit_village"])
+    assert not bool(villages(units, POLICY, previous=risen).loc[0, "credit_village"])
