@@ -94,6 +94,14 @@ class KeyInfo:
     subject_id: str | None
 
 
+def _lookup(services: Services, digest: str) -> KeyInfo | None:
+    with services.database.session() as session:
+        key = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+        if key is None or key.revoked_at is not None:
+            return None
+        return KeyInfo(key.id, key.prefix, Role(key.role), key.institution, key.subject_id)
+
+
 class KeyCache:
     def __init__(self) -> None:
         self._entries: dict[str, tuple[float, KeyInfo | None]] = {}
@@ -105,19 +113,19 @@ class KeyCache:
             return False, None
         return True, entry[1]
 
+    def known(self, services: Services, digest: str) -> KeyInfo | None:
+        """The key of ``digest`` from the cache, else from the database (blocking)."""
+        hit, info = self.get(digest)
+        if not hit:
+            info = _lookup(services, digest)
+            self.put(digest, info)
+        return info
+
     def put(self, digest: str, info: KeyInfo | None) -> None:
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
             self._entries[digest] = (time.monotonic() + KEY_CACHE_SECONDS, info)
-
-
-def _lookup(services: Services, digest: str) -> KeyInfo | None:
-    with services.database.session() as session:
-        key = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
-        if key is None or key.revoked_at is not None:
-            return None
-        return KeyInfo(key.id, key.prefix, Role(key.role), key.institution, key.subject_id)
 
 
 async def authenticate(
@@ -131,9 +139,8 @@ async def authenticate(
     digest = key_hash(credentials.credentials)
     cache: KeyCache = request.app.state.key_cache
     hit, info = cache.get(digest)
-    if not hit:
-        info = await anyio.to_thread.run_sync(_lookup, services, digest)
-        cache.put(digest, info)
+    if not hit:  # only a miss leaves the event loop for the database
+        info = await anyio.to_thread.run_sync(cache.known, services, digest)
     if info is None:
         raise Unauthenticated("Authorization", "known_key", "the API key is unknown or revoked")
     request.state.key = info

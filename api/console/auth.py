@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from api.deps import KeyCache, KeyInfo, _lookup
+from api.deps import KeyCache, KeyInfo
 from api.errors import Unauthenticated
 from api.security import key_hash
 from api.state import Services
@@ -25,10 +25,7 @@ def resolve(request: Request, services: Services, raw: str | None) -> KeyInfo:
         raise Unauthenticated("api_key", "signed_in", "sign in with an API key")
     digest = key_hash(raw.strip())
     cache: KeyCache = request.app.state.key_cache
-    hit, info = cache.get(digest)
-    if not hit:
-        info = _lookup(services, digest)
-        cache.put(digest, info)
+    info = cache.known(services, digest)
     if info is None:
         raise Unauthenticated("api_key", "known_key", "the API key is unknown or revoked")
     request.state.key = info

@@ -4,7 +4,9 @@ A working day is a day the State Council's holiday arrangement makes one: Monday
 except statutory holidays, plus the weekend days made working days to make up for a
 holiday (调休). ``chinese_calendar`` knows the arrangements of the years it ships (2004 to
 2026 in version 1.11); for any other year it cannot know the holidays, and these functions
-fall back to Monday to Friday (`features.quality.is_working_day`). A deadline that runs into
+fall back to Monday to Friday (`features.quality.is_working_day`; counting working days
+between two dates is `features.quality.working_days_between`, the inverse of
+`add_working_days`). A deadline that runs into
 such a year is therefore provisional: a later ``chinese_calendar`` may move it.
 
 The periods themselves (5 working days, at most 20) are policy, not code: see the scoring
@@ -19,12 +21,15 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends
 
-from features.quality import is_working_day
+from features.quality import is_working_day, working_days_between
 
 #: deadlines run on the date in China, whatever the server's time zone
 CHINA = ZoneInfo("Asia/Shanghai")
 #: a sanity bound: no legal period of the service is longer than this many working days
 MAX_WORKING_DAYS = 1_000
+
+
+__all__ = ["CHINA", "Today", "add_working_days", "today", "working_days_between"]
 
 
 def add_working_days(day: dt.date, n: int) -> dt.date:
@@ -47,26 +52,6 @@ def add_working_days(day: dt.date, n: int) -> dt.date:
         if is_working_day(current):
             left -= 1
     return current
-
-
-def working_days_between(a: dt.date, b: dt.date) -> int:
-    """Working days after ``a`` up to and including ``b`` (0 when ``b`` is not after ``a``).
-
-    The inverse of `add_working_days`: ``working_days_between(a, add_working_days(a, n))``
-    is ``n``.
-
-    Examples
-    --------
-    >>> working_days_between(dt.date(2024, 9, 30), dt.date(2024, 10, 12))
-    5
-    >>> working_days_between(dt.date(2024, 10, 12), dt.date(2024, 9, 30))
-    0
-    """
-    count, current = 0, a
-    while current < b:
-        current += dt.timedelta(days=1)
-        count += is_working_day(current)
-    return count
 
 
 def today() -> dt.date:
