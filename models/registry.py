@@ -360,6 +360,21 @@ class ModelRegistry:
             artifacts=tuple(sorted(names)),
         )
 
+    def version_artifact(self, ref: str | int, name: str) -> bytes:
+        """An artifact of the run that logged a version (``ref``: alias or number).
+
+        Raises
+        ------
+        RegistryError
+            No such version or alias, the version has no run, or the run no such artifact.
+        """
+        mv = self._resolve(ref)
+        if not mv.run_id:
+            raise RegistryError(
+                "version", "run_logged", f"version {mv.version} was not logged by a run"
+            )
+        return self.read_artifact(mv.run_id, name)
+
     def read_artifact(self, run_id: str, name: str) -> bytes:
         """The bytes of one artifact of a run, e.g. ``feature_metadata.json``.
 

@@ -39,10 +39,13 @@ from models.evaluation import load_truth, oracle_auc
 from models.metrics import evaluate, segment_auc
 from models.registry import ModelRegistry
 from models.scorecard import WOEScorecard
+from models.stability import StabilityBaseline
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 MODELS = ("champion", "challenger")
+#: the artifact holding a model's `StabilityBaseline` (read by `wzcredit monitor`)
+BASELINE_ARTIFACT = "monitoring_baseline.json"
 
 
 def _fit_pair(
@@ -92,6 +95,8 @@ class TrainingResult:
     test_labels: np.ndarray[Any, Any] | None = field(default=None, repr=False)
     test_pd: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict, repr=False)
     test_matrix: pd.DataFrame | None = field(default=None, repr=False)
+    #: per model: bins and shares of its training population, the reference of monitoring
+    baselines: dict[str, StabilityBaseline] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``wzcredit train --json`` output."""
@@ -142,6 +147,13 @@ def train_main(
         }
         calibration[name] = str(model.calibrator.method_)
     oracle = oracle_auc(load_truth(truth), test) if truth is not None else None
+    say("profiling the training population (the reference of `wzcredit monitor`)")
+    baselines = {
+        name: StabilityBaseline.fit(
+            x["train"], model.predict_proba(x["train"])[:, 1], as_of=plan.train
+        )
+        for name, model in models.items()
+    }
     return TrainingResult(
         plan=plan,
         rows={k: len(v) for k, v in frames.items()},
@@ -153,6 +165,7 @@ def train_main(
         test_labels=y["test"],
         test_pd={name: model.predict_proba(x["test"])[:, 1] for name, model in models.items()},
         test_matrix=x["test"],
+        baselines=baselines,
     )
 
 
@@ -203,7 +216,9 @@ def register(result: TrainingResult, registry: ModelRegistry, *, sample: int = 5
             metrics={"oot": result.metrics[name],
                      **({"oracle_auc": result.oracle_auc} if result.oracle_auc else {})},
             artifacts={**common, **charts, **extra[name],
-                       "segments.json": result.segments[name]},
+                       "segments.json": result.segments[name],
+                       **({BASELINE_ARTIFACT: result.baselines[name].to_dict()}
+                          if name in result.baselines else {})},
             tags={"role": name},
         )  # fmt: skip
         result.versions[name] = logged.version

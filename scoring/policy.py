@@ -224,6 +224,53 @@ class Remedies(_Frozen):
         return self
 
 
+class Threshold(_Frozen):
+    """A monitoring threshold: ``warning`` first, ``alert`` when crossed further."""
+
+    warning: float = Field(ge=0)
+    alert: float = Field(ge=0)
+    #: "above": values above the threshold are bad (PSI); "below": values below are (p-values)
+    bad_when: Literal["above", "below"] = "above"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Threshold:
+        worse = self.alert >= self.warning if self.bad_when == "above" else (
+            self.alert <= self.warning)  # fmt: skip
+        if not worse:
+            raise ValueError(f"alert {self.alert} must lie beyond warning {self.warning} "
+                             f"(bad when {self.bad_when})")  # fmt: skip
+        return self
+
+    def level(self, value: float) -> Literal["ok", "warning", "alert"]:
+        """``ok``, ``warning`` or ``alert`` for a measured value.
+
+        >>> Threshold(warning=0.1, alert=0.25).level(0.3)
+        'alert'
+        >>> Threshold(warning=0.05, alert=0.01, bad_when="below").level(0.03)
+        'warning'
+        """
+        sign = 1.0 if self.bad_when == "above" else -1.0
+        if sign * value > sign * self.alert or value == self.alert:
+            return "alert"
+        if sign * value > sign * self.warning or value == self.warning:
+            return "warning"
+        return "ok"
+
+
+class Monitoring(_Frozen):
+    """Thresholds of `wzcredit monitor` (分析预警), with where they come from."""
+
+    score_psi: Threshold
+    feature_psi: Threshold
+    #: two-sided binomial test of a grade's realised default count against its mean PD
+    calibration_p_value: Threshold
+    #: grades with fewer entities are shown but not tested
+    calibration_min_entities: int = Field(ge=1)
+    #: share of entities whose grade moved by more than one notch between two snapshots
+    migration_far_share: Threshold
+    source: str = Field(min_length=1)
+
+
 class ReasonText(_Frozen):
     """The Chinese and English text of a decision reason code."""
 
@@ -246,6 +293,7 @@ class ScoringPolicy(_Frozen):
     reasons: Reasons
     decision_reasons: dict[str, ReasonText]
     remedies: Remedies
+    monitoring: Monitoring
 
     @model_validator(mode="after")
     def _consistent(self) -> ScoringPolicy:

@@ -1140,5 +1140,11 @@ def _parse_date(name: str, value: str | None) -> dt.date | None:
         raise typer.Exit(2) from None
 
 
+# the analyst's commands live in their own module (monitor, report model|annual)
+from wzcredit.analyst import monitor_command, report_app  # noqa: E402
+
+app.command("monitor")(monitor_command)
+app.add_typer(report_app, name="report")
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -67,6 +67,10 @@ class GeneratorConfig:
     delivered_on
         Delivery date; by default the first day of the second month after ``end``. Dates
         after it are "future" dates; it must fall after the end of month ``end``.
+    distress_shift
+        Added to every entity's distress logit (0: the calibrated world). A positive shift
+        makes the whole population riskier, in its records and in its defaults: the knob
+        for injecting drift when testing `wzcredit monitor`, and for what-if runs.
     """
 
     entities: int = 20_000
@@ -76,6 +80,7 @@ class GeneratorConfig:
     fault_rate: float = 0.01
     file_format: FileFormat = "parquet"
     delivered_on: dt.date | None = None
+    distress_shift: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.entities, int) or not 50 <= self.entities <= 20_000_000:
@@ -100,6 +105,10 @@ class GeneratorConfig:
         if not 0.0 <= self.fault_rate <= 0.2:
             raise GeneratorConfigError(
                 "fault_rate", "range", f"must lie in [0, 0.2]: {self.fault_rate}"
+            )
+        if not -3.0 <= self.distress_shift <= 3.0:
+            raise GeneratorConfigError(
+                "distress_shift", "range", f"must lie in [-3, 3]: {self.distress_shift}"
             )
         if self.file_format not in ("parquet", "csv"):
             raise GeneratorConfigError(

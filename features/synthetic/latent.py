@@ -391,9 +391,17 @@ def _step(
 
 
 def simulate(
-    registry: Registry, timeline: Timeline, seed: int, params: LatentParameters | None = None
+    registry: Registry,
+    timeline: Timeline,
+    seed: int,
+    params: LatentParameters | None = None,
+    *,
+    distress_shift: float = 0.0,
 ) -> Latent:
-    """Simulate the latent score and the distress chain of every entity."""
+    """Simulate the latent score and the distress chain of every entity.
+
+    ``distress_shift`` is added to every entity's baseline distress (a riskier or safer
+    population than the calibrated one; see `GeneratorConfig.distress_shift`)."""
     p = params or LatentParameters()
     rng = stream(seed, "latent")
     n, months = registry.n, timeline.n_months
@@ -412,7 +420,7 @@ def simulate(
         + p.size_effect * size
     )
     quality = p.alpha_sd * rng.standard_normal(n)
-    base = base + quality
+    base = base + quality + distress_shift
     registered_month = timeline.index_of(registry.registered_on)
     deregistered_month = np.where(
         np.isnat(registry.deregistered_on), months + 1, timeline.index_of(registry.deregistered_on)

@@ -102,7 +102,7 @@ def build_world(config: GeneratorConfig) -> World:
     """Registry, grid and latent paths of a run."""
     registry = build_registry(config)
     timeline = Timeline.from_config(config)
-    latent = simulate(registry, timeline, config.seed)
+    latent = simulate(registry, timeline, config.seed, distress_shift=config.distress_shift)
     first_year = int(str(timeline.month(0))[:4])
     working_days = WorkingDays(first_year, config.delivery_date.year + 1)
     return World(config, timeline, registry, latent, working_days)
@@ -206,6 +206,7 @@ def _parameters(config: GeneratorConfig) -> dict[str, object]:
         "file_format": config.file_format,
         "delivered_on": config.delivery_date.isoformat(),
         "delivery_id": config.delivery_id,
+        "distress_shift": config.distress_shift,
     }
 
 

@@ -16,7 +16,8 @@ from features.synthetic import GeneratorConfig, generate
 from features.view.engine import duckdb_tables
 from models.datasets import SnapshotPlan
 from models.registry import ModelRegistry, RegistryConfig
-from models.train import read_table, register, train_main, train_table
+from models.stability import StabilityBaseline
+from models.train import BASELINE_ARTIFACT, read_table, register, train_main, train_table
 from wzcredit.cli import app
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -72,6 +73,14 @@ def test_registered_models_load_back_by_alias_with_identical_predictions(trained
         np.testing.assert_array_equal(
             loaded.predict_proba(x), result.models[alias].predict_proba(x)
         )
+        # the training population's profile is logged beside each model: the reference
+        # of `wzcredit monitor`, which finds no drift on the training rows themselves
+        baseline = StabilityBaseline.from_dict(
+            json.loads(registry.version_artifact(alias, BASELINE_ARTIFACT))
+        )
+        assert baseline == result.baselines[alias]
+        assert baseline.as_of == PLAN.train
+        assert baseline.rows == result.rows["train"]
     register(result, registry)  # a second training waits for promotion
     assert registry.aliases()["champion"] == result.versions["champion"] - 2
     assert registry.aliases()["candidate"] == result.versions["champion"]
