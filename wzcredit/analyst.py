@@ -15,7 +15,6 @@ from typing import Annotated, Any
 
 import typer
 
-
 report_app = typer.Typer(
     help="Reports: the model validation report, the annual platform report.",
     no_args_is_help=True,
@@ -147,3 +146,118 @@ def monitor_command(
         worst = {"warning": 1, "alert": 2}
         if any(worst[a.level] >= worst[fail_on] for a in result.alerts):
             raise typer.Exit(1)
+
+
+def _service_activity(database_url: str | None, year: int) -> Any:
+    """The service's activity in ``year``, or None when there is no service database yet."""
+    if database_url is None:
+        return None
+    prefix = "sqlite:///"
+    if database_url.startswith(prefix) and not Path(database_url[len(prefix) :]).exists():
+        return None  # the service never ran here: nothing to count, nothing to create
+    from api.db.migrate import upgrade  # noqa: PLC0415 - fast --help
+    from api.db.session import Database  # noqa: PLC0415
+    from api.services.activity import service_activity  # noqa: PLC0415
+
+    database = Database(database_url)
+    try:
+        upgrade(database.engine)
+        with database.session() as session:
+            return service_activity(session, year)
+    finally:
+        database.dispose()
+
+
+def annual_files(
+    year: int,
+    *,
+    warehouse: Path,
+    scores: Path,
+    out: Path,
+    features: Path | None = None,
+    database_url: str | None = None,
+    tracking_uri: str = DEFAULT_TRACKING,
+    pdf: bool = True,
+    progress: Any = None,
+) -> Any:
+    """Write the annual report of ``year`` (HTML, PDF, JSON twin); returns the files.
+
+    The current score snapshot must be as of a day in ``year``. The outcomes of last year's
+    pre-approvals come from scoring the view as of the previous year end with the
+    snapshot's model (decisions without reasons), labelled by what happened since.
+    """
+    import pyarrow.parquet as pq  # noqa: PLC0415 - fast --help
+
+    from features.view import build_view  # noqa: PLC0415
+    from features.view.engine import duckdb_tables  # noqa: PLC0415
+    from models.registry import ModelRegistry, RegistryConfig  # noqa: PLC0415
+    from scoring.batch import SnapshotStore, score_view  # noqa: PLC0415
+    from scoring.policy import load_policy  # noqa: PLC0415
+    from scoring.reports.annual import annual_report, render_annual  # noqa: PLC0415
+    from scoring.reports.render import write_report  # noqa: PLC0415
+
+    say = progress or (lambda message: None)
+    info, snapshot = SnapshotStore(scores).read()
+    policy = load_policy()
+    activity = _service_activity(database_url, year)
+    view_file = None if features is None else features / f"three_in_one_view_{info.as_of}.parquet"
+    with duckdb_tables(warehouse) as (_, tables):
+        view = pq.read_table(view_file) if view_file and view_file.exists() else None
+        previous_day = dt.date(year - 1, 12, 31)
+        say(f"scoring the view as of {previous_day} for the outcomes of last year's decisions")
+        model = ModelRegistry(RegistryConfig(tracking_uri=tracking_uri)).load(
+            int(info.model_version) if info.model_version.isdigit() else info.model_version
+        )
+        previous = score_view(build_view(tables, previous_day).table, model, policy, reasons=False)
+        say(f"gathering the figures of {year}")
+        report = annual_report(
+            tables, year, snapshot, view=view, previous=previous, activity=activity, policy=policy
+        )
+    files = write_report(render_annual(report), out, pdf=pdf)
+    twin = out.with_suffix(".json")
+    twin.write_text(
+        json.dumps(report.to_dict(), ensure_ascii=False, indent=1, default=str), "utf-8"
+    )
+    return files, twin
+
+
+@report_app.command("annual")
+def report_annual(
+    year: Annotated[int, typer.Option(help="Calendar year of the report (年度).")],
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="A `wzcredit demo` folder: its warehouse, scores, service database."),
+    ] = None,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+    scores: Annotated[Path, typer.Option(help="Score snapshot folder.")] = Path("scores"),
+    database_url: Annotated[
+        str | None, typer.Option(envvar="WZCREDIT_DATABASE_URL", help="Service database URL.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="HTML file (PDF and JSON beside it).")] = None,
+    pdf: Annotated[bool, typer.Option(help="Also print the report to PDF.")] = True,
+    tracking_uri: TrackingOpt = DEFAULT_TRACKING,
+) -> None:
+    """The annual platform operation analysis report (年度运行分析报告), HTML and PDF."""
+    from wzcredit.cli import DEMO_DATABASE, _run, err  # noqa: PLC0415
+
+    features = None
+    if workdir is not None:
+        warehouse, scores, features = (workdir / "warehouse.duckdb", workdir / "scores",
+                                       workdir / "features")  # fmt: skip
+        database_url = database_url or f"sqlite:///{workdir / DEMO_DATABASE}"
+    target = out or (workdir or Path()) / "reports" / f"annual_{year}.html"
+    files, twin = _run(
+        lambda: annual_files(
+            year,
+            warehouse=warehouse,
+            scores=scores,
+            out=target,
+            features=features,
+            database_url=database_url,
+            tracking_uri=tracking_uri,
+            pdf=pdf,
+            progress=err.print,
+        )
+    )
+    shown = ", ".join(str(p) for p in (files.html, files.pdf, twin) if p is not None)
+    err.print(f"[green]annual report {year}[/] → {shown}")

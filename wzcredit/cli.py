@@ -75,6 +75,9 @@ def main(
         handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=False)],
         force=True,
     )
+    # WeasyPrint narrates every step of a PDF at INFO, fontTools every subset: keep warnings
+    for chatty in ("weasyprint", "fontTools"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _run(action: Callable[[], T]) -> T:
