@@ -40,6 +40,17 @@ overdue episode, rates above the 温州指数 or the legal cap) stay reasons: th
 protects the filing and good performance, not bad performance. The rule changes what is
 reported, not the PD.
 
+Characteristics that are not reasons
+------------------------------------
+A reason must tell the entity something it can act on or contest. The entity's type,
+industry and district, and its owner's age, carry risk in the model (direction 0: no
+monotone constraint), but "your district" or "your age" is no reason to give for a worse
+result — it reads as discrimination, and the subject can do nothing about it. They are
+marked ``reportable: false`` in the code table (allowed only on direction-0 features) and,
+like positive evidence, are skipped: their contribution stays in the PD, the next
+contributions move up. Fairness by such groups is checked in the validation report
+(`scoring.fairness`).
+
 Stable codes
 ------------
 ``scoring/reason_codes.yaml`` gives every feature one code whose letter is its source
@@ -117,11 +128,13 @@ class ReasonTexts(_Frozen):
 
 
 class ReasonCode(_Frozen):
-    """A feature's code; ``positive_evidence`` features are never reasons (§4.2)."""
+    """A feature's code; ``positive_evidence`` and not ``reportable`` features are never
+    reasons (§4.2, and characteristics an entity cannot act on)."""
 
     code: str = Field(pattern=r"^[A-Z][0-9]{2,3}$")
     feature: str = Field(min_length=1)
     positive_evidence: bool | None = None
+    reportable: bool = True
 
 
 class RetiredCode(_Frozen):
@@ -152,6 +165,11 @@ class ReasonCodeTable(_Frozen):
     def positive_evidence(self) -> frozenset[str]:
         """Features never reported as a reason (registered private loans as such)."""
         return frozenset(e.feature for e in self.codes if e.positive_evidence)
+
+    @property
+    def never_reasons(self) -> frozenset[str]:
+        """Every feature that is never a reason: positive evidence, and not reportable."""
+        return self.positive_evidence | {e.feature for e in self.codes if not e.reportable}
 
 
 def _check_table(table: ReasonCodeTable, specs: Sequence[FeatureSpec]) -> None:
@@ -197,6 +215,13 @@ def _check_table(table: ReasonCodeTable, specs: Sequence[FeatureSpec]) -> None:
 
 
 def _check_positive_evidence(where: str, entry: ReasonCode, spec: FeatureSpec) -> None:
+    if not entry.reportable and spec.direction != 0:
+        raise ScoringError(
+            f"{where}.reportable",
+            "direction",
+            f"{spec.name} has direction {spec.direction}: a monotone feature is actionable "
+            "and stays reportable",
+        )
     if entry.positive_evidence and spec.direction != -1:
         raise ScoringError(
             f"{where}.positive_evidence",
@@ -401,7 +426,7 @@ def _codes_and_eligible(
     unknown = [name for name in columns if name not in code_of]
     if unknown:
         raise ScoringError("contributions", "known_feature", f"no reason code for {unknown}")
-    barred = table.positive_evidence
+    barred = table.never_reasons
     eligible = np.array([name not in barred for name in columns], dtype=np.bool_)
     return [code_of[name] for name in columns], eligible
 

@@ -54,7 +54,7 @@ def reference(adverse: pd.DataFrame, top: int) -> list[list[tuple[str, float]]]:
         ranked = sorted(
             (-value, j, name)
             for j, (name, value) in enumerate(row.items())
-            if value > 0 and name not in POSITIVE_EVIDENCE
+            if value > 0 and name not in CODES.never_reasons
         )
         out.append([(name, -negative) for negative, _, name in ranked[:top]])
     return out
@@ -237,7 +237,7 @@ def test_a_registered_loan_in_good_standing_is_never_a_reason(
     assert (contrib[barred] > 0).to_numpy().any()
     everything = top_reasons(contrib, good, SPECS, len(SPECS))
     for (_, row), reasons in zip(contrib.iterrows(), everything, strict=True):
-        allowed = {name for name, value in row.items() if value > 0} - POSITIVE_EVIDENCE
+        allowed = {name for name, value in row.items() if value > 0} - CODES.never_reasons
         assert {r.feature for r in reasons} == allowed
     flat = top_reason_columns(contrib, len(SPECS))
     barred_codes = {CODES.code_of(name) for name in barred}
@@ -259,6 +259,27 @@ def test_positive_evidence_is_dropped_and_performance_stays() -> None:
     assert without_loan == []  # nor is having no registered loan a reason
 
 
+NOT_REPORTABLE = {"entity_type", "industry", "district", "legal_rep_age_years"}
+
+
+def test_characteristics_an_entity_cannot_act_on_are_never_reasons(
+    champion: CalibratedModel, score_matrix: pd.DataFrame
+) -> None:
+    assert CODES.never_reasons - CODES.positive_evidence == NOT_REPORTABLE
+    contrib, _ = contributions(champion, score_matrix)
+    # they do raise some entities' risk in the model: the rule has work to do
+    assert (contrib[sorted(NOT_REPORTABLE)] > 0).to_numpy().any()
+    flat = top_reason_columns(contrib, len(SPECS))
+    given = set(flat.filter(like="_code").stack().dropna())
+    assert not {CODES.code_of(name) for name in NOT_REPORTABLE} & given
+    # and the reasons that remain are the largest remaining contributions
+    row = contrib.iloc[int(np.argmax(contrib["district"].to_numpy()))]
+    expected = [name for name, value in row.sort_values(ascending=False, kind="stable").items()
+                if value > 0 and name not in CODES.never_reasons][:TOP]  # fmt: skip
+    (reasons,) = top_reasons(contrib.loc[[row.name]], score_matrix.loc[[row.name]], SPECS, TOP)
+    assert [r.feature for r in reasons] == expected
+
+
 # ---- texts
 
 
@@ -268,10 +289,10 @@ def test_reason_texts_show_the_entitys_value() -> None:
         "pboc_revolving_utilisation": 0.853,
         "gov_blacklisted": 1.0,
         "pboc_months_since_delinquency": np.nan,
-        "industry": "C",
+        "gov_tax_grade": "C",
         "gov_penalty_amount_36m": 125_000.0,
     }
-    x = pd.DataFrame([values]).astype({"industry": "string"})
+    x = pd.DataFrame([values]).astype({"gov_tax_grade": "string"})
     contrib = pd.DataFrame([np.linspace(0.6, 0.1, len(values))], columns=list(values))
     reasons = top_reasons(contrib, x, SPECS, len(values))[0]
     assert [r.zh for r in reasons] == [
@@ -279,7 +300,7 @@ def test_reason_texts_show_the_entitys_value() -> None:
         "循环授信使用率：85.3%",
         "列入严重失信主体名单：是",
         "最近一次逾期至今月数：无记录",
-        "行业门类：C",
+        "最近纳税信用级别：C",
         "近36个月罚没金额：125,000",
     ]
     assert reasons[0].en == "pre-loan inquiries, last 6 months: 7"
@@ -358,6 +379,11 @@ N = len(RAW["codes"])
             lambda r: _entry(r, "pl_amount").pop("positive_evidence"),
             f"codes.{_index('pl_amount')}.positive_evidence",
             "declared",
+        ),
+        (
+            lambda r: _entry(r, "inq_preloan_6m").update(reportable=False),
+            f"codes.{_index('inq_preloan_6m')}.reportable",
+            "direction",
         ),
         (lambda r: r["codes"][0].update(code="e01"), "codes.0.code", "string_pattern_mismatch"),
         (lambda r: r.update(reason_text="x"), "reason_text", "unknown_key"),
