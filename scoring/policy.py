@@ -271,6 +271,17 @@ class Monitoring(_Frozen):
     source: str = Field(min_length=1)
 
 
+class Fairness(_Frozen):
+    """Thresholds of the fairness check of the validation report (`scoring.fairness`)."""
+
+    #: a group approved at less than this ratio of the best-treated group's rate (relative
+    #: to what its true risk justifies) is flagged; the four-fifths rule uses the same ratio
+    min_ratio: float = Field(gt=0, le=1)
+    #: smaller groups are shown but not compared
+    min_group_entities: int = Field(ge=1)
+    source: str = Field(min_length=1)
+
+
 class ReasonText(_Frozen):
     """The Chinese and English text of a decision reason code."""
 
@@ -294,6 +305,7 @@ class ScoringPolicy(_Frozen):
     decision_reasons: dict[str, ReasonText]
     remedies: Remedies
     monitoring: Monitoring
+    fairness: Fairness
 
     @model_validator(mode="after")
     def _consistent(self) -> ScoringPolicy:

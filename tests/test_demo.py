@@ -52,6 +52,28 @@ def test_demo_generates_ingests_reports_and_builds_the_view(tmp_path: Path) -> N
     villages = pq.read_table(workdir / "scores" / "rural" / f"villages_{DEMO_AS_OF}.parquet")
     assert villages.num_rows > 0
 
+    reports = workdir / "reports"
+    for name in ("model_validation", f"annual_{DEMO_AS_OF[:4]}"):
+        html = (reports / f"{name}.html").read_text("utf-8")
+        assert (reports / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+        twin = json.loads((reports / f"{name}.json").read_text("utf-8"))
+        assert twin
+        assert "<h2" in html
+    assert "年度运行分析报告" in (reports / f"annual_{DEMO_AS_OF[:4]}.html").read_text("utf-8")
+    monitoring = json.loads((reports / f"monitoring_{DEMO_AS_OF}.json").read_text("utf-8"))
+    assert monitoring["as_of"] == DEMO_AS_OF
+    assert monitoring["rows"] == table.num_rows
+    assert 0 <= monitoring["score_psi"] < 10
+
+    # the monitor's exit code follows its alerts: 1 with --fail-on warning iff any was raised
+    checked = CliRunner().invoke(app, [
+        "monitor", "--as-of", DEMO_AS_OF, "--warehouse", str(workdir / "warehouse.duckdb"),
+        "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--json", "--fail-on", "warning",
+    ])  # fmt: skip
+    alerts = json.loads(checked.stdout.splitlines()[-1])["alerts"]
+    assert checked.exit_code == (1 if alerts else 0), checked.output
+    assert [a["message"] for a in alerts] == [a["message"] for a in monitoring["alerts"]]
+
     again = CliRunner().invoke(
         app, ["demo", "--workdir", str(workdir), "--entities", "1500", *store]
     )

@@ -261,3 +261,83 @@ def report_annual(
     )
     shown = ", ".join(str(p) for p in (files.html, files.pdf, twin) if p is not None)
     err.print(f"[green]annual report {year}[/] → {shown}")
+
+
+def model_files(
+    *,
+    warehouse: Path,
+    out: Path,
+    truth: Path | None = None,
+    monitoring: dict[str, Any] | None = None,
+    tracking_uri: str = DEFAULT_TRACKING,
+    pdf: bool = True,
+) -> Any:
+    """Write the model validation report of the registered champion and challenger.
+
+    ``monitoring`` (a `scoring.monitoring.MonitoringResult.to_dict`) fills the stability
+    section; without it the section says it was not computed.
+    """
+    from features.view.engine import duckdb_tables  # noqa: PLC0415 - fast --help
+    from models.registry import ModelRegistry, RegistryConfig  # noqa: PLC0415
+    from scoring.policy import load_policy  # noqa: PLC0415
+    from scoring.reports.model import model_report, render_model  # noqa: PLC0415
+    from scoring.reports.render import write_report  # noqa: PLC0415
+
+    registry = ModelRegistry(RegistryConfig(tracking_uri=tracking_uri))
+    with duckdb_tables(warehouse) as (_, tables):
+        report = model_report(
+            tables, registry, truth=truth, monitoring=monitoring, policy=load_policy()
+        )
+    files = write_report(render_model(report), out, pdf=pdf)
+    twin = out.with_suffix(".json")
+    twin.write_text(
+        json.dumps(report.to_dict(), ensure_ascii=False, indent=1, default=str), "utf-8"
+    )
+    return files, twin
+
+
+@report_app.command("model")
+def report_model(
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+    truth: Annotated[
+        Path | None, typer.Option(help="Generator truth folder: oracle AUC, true-risk fairness.")
+    ] = None,
+    monitoring: Annotated[
+        Path | None,
+        typer.Option(help="A `wzcredit monitor --out` JSON for the stability section."),
+    ] = None,
+    monitor_as_of: Annotated[
+        str | None,
+        typer.Option(help="Or monitor the champion as of YYYY-MM-DD for that section."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="HTML file (PDF and JSON beside it).")] = Path(
+        "reports/model_validation.html"
+    ),
+    pdf: Annotated[bool, typer.Option(help="Also print the report to PDF.")] = True,
+    tracking_uri: TrackingOpt = DEFAULT_TRACKING,
+) -> None:
+    """The model validation report: data, features, OOT performance, calibration, stability,
+    segments, fairness, scorecard, top reasons (HTML and PDF)."""
+    from wzcredit.cli import _parse_date, _run, err  # noqa: PLC0415
+
+    if monitoring is not None and monitor_as_of is not None:
+        err.print("[bold red]error[/] monitoring: exclusive: give --monitoring or --monitor-as-of")
+        raise typer.Exit(2)
+    day = _parse_date("monitor_as_of", monitor_as_of)
+
+    def action() -> Any:
+        stability = None
+        if monitoring is not None:
+            stability = json.loads(monitoring.read_text("utf-8"))
+        elif day is not None:
+            err.print(f"monitoring the champion as of {day} for the stability section")
+            stability = monitoring_result(warehouse, day, tracking_uri=tracking_uri).to_dict()
+        err.print("rebuilding the out-of-time test set and judging both models")
+        return model_files(
+            warehouse=warehouse, out=out, truth=truth, monitoring=stability,
+            tracking_uri=tracking_uri, pdf=pdf,
+        )  # fmt: skip
+
+    files, twin = _run(action)
+    shown = ", ".join(str(p) for p in (files.html, files.pdf, twin) if p is not None)
+    err.print(f"[green]model validation report[/] → {shown}")

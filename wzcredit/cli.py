@@ -1071,24 +1071,25 @@ def demo(
         SERVE_PORT
     ),
 ) -> None:
-    """The main job on embedded defaults: generate, ingest, quality, view, train, score, and
-    the service running on 127.0.0.1 with a demo key per role (until Ctrl-C)."""
+    """The main job on embedded defaults: generate, ingest, quality, view, train, score,
+    monitor, the model validation and annual reports, and the service running on 127.0.0.1
+    with a demo key per role (until Ctrl-C)."""
     delivery = workdir / "delivery"
     warehouse = workdir / "warehouse.duckdb"
-    err.rule("1/7 generate synthetic Wenzhou deliveries")
+    err.rule("1/8 generate synthetic Wenzhou deliveries")
     _generate(delivery, entities, seed, "2015-01", "2020-12", 0.01, "parquet")
-    err.rule("2/7 ingest into the warehouse")
+    err.rule("2/8 ingest into the warehouse")
     ingest(delivery, warehouse=warehouse, delivery_id=None, delivered_on=None, as_json=False)
-    err.rule("3/7 data quality")
+    err.rule("3/8 data quality")
     quality(
         warehouse=warehouse,
         delivery_id=None,
         output=workdir / "reports" / "quality.json",
         as_json=False,
     )
-    err.rule("4/7 the three-in-one view (三位一体) as of the end of the data")
+    err.rule("4/8 the three-in-one view (三位一体) as of the end of the data")
     features(as_of=DEMO_AS_OF, engine="duckdb", warehouse=warehouse, out=workdir / "features")
-    err.rule("5/7 train champion and challenger, register them in MLflow")
+    err.rule("5/8 train champion and challenger, register them in MLflow")
     from models.evaluation import TRUTH_FOLDER  # noqa: PLC0415 - the oracle AUC only
 
     train(
@@ -1102,7 +1103,7 @@ def demo(
         tracking_uri=tracking_uri,
         as_json=False,
     )
-    err.rule("6/7 score every entity: grades, supervision classes, 信易贷, reasons")
+    err.rule("6/8 score every entity: grades, supervision classes, 信易贷, reasons")
     score(
         warehouse=warehouse,
         as_of=DEMO_AS_OF,
@@ -1114,14 +1115,27 @@ def demo(
         tracking_uri=tracking_uri,
         as_json=False,
     )
+    err.rule("7/8 monitoring (分析预警) and the reports: model validation, 年度运行分析报告")
+    reports = workdir / "reports"
+    monitoring = reports / f"monitoring_{DEMO_AS_OF}.json"
+    monitor_command(as_of=DEMO_AS_OF, warehouse=warehouse, model="champion", previous=None,
+                    out=monitoring, fail_on="none", tracking_uri=tracking_uri,
+                    as_json=False)  # fmt: skip
+    report_model(warehouse=warehouse, truth=delivery / TRUTH_FOLDER, monitoring=monitoring,
+                 monitor_as_of=None, out=reports / "model_validation.html", pdf=True,
+                 tracking_uri=tracking_uri)  # fmt: skip
+    year = dt.date.fromisoformat(DEMO_AS_OF).year
+    report_annual(year=year, workdir=workdir, warehouse=warehouse, scores=workdir / "scores",
+                  database_url=None, out=None, pdf=True, tracking_uri=tracking_uri)  # fmt: skip
     err.print(
         f"[green]demo done[/]: warehouse {warehouse}, view in {workdir / 'features'}, "
-        f"scores in {workdir / 'scores'}, reports in {workdir / 'reports'}"
+        f"scores in {workdir / 'scores'}, reports in {reports}: model_validation.html/.pdf, "
+        f"annual_{year}.html/.pdf, {monitoring.name}"
     )
     if no_serve:
         return
     base = f"http://{SERVE_HOST}:{port}"
-    err.rule(f"7/7 the service on {base}: a demo key per role (Ctrl-C stops it)")
+    err.rule(f"8/8 the service on {base}: a demo key per role (Ctrl-C stops it)")
     settings = service_settings(workdir, tracking_uri=tracking_uri)
     service = _run(lambda: prepare_demo_service(settings, workdir))
     print_demo_service(service, base)
@@ -1144,7 +1158,7 @@ def _parse_date(name: str, value: str | None) -> dt.date | None:
 
 
 # the analyst's commands live in their own module (monitor, report model|annual)
-from wzcredit.analyst import monitor_command, report_app  # noqa: E402
+from wzcredit.analyst import monitor_command, report_annual, report_app, report_model  # noqa: E402
 
 app.command("monitor")(monitor_command)
 app.add_typer(report_app, name="report")

@@ -150,6 +150,7 @@ def _atomic(target: Path, data: bytes | None) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, 0o644)  # a report is for sharing (mkstemp makes it private)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
