@@ -377,9 +377,12 @@ def generate(
     end: Annotated[str, typer.Option(help="Last simulated month, YYYY-MM.")] = "2020-12",
     fault_rate: Annotated[float, typer.Option(help="Share of delivered rows with faults.")] = 0.01,
     file_format: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    distress_shift: Annotated[
+        float, typer.Option(help="Make every entity riskier (> 0) or safer: a drift to inject.")
+    ] = 0.0,
 ) -> None:
     """Generate synthetic Wenzhou deliveries of all three sources, with faults and truth."""
-    result = _generate(out, entities, seed, start, end, fault_rate, file_format)
+    result = _generate(out, entities, seed, start, end, fault_rate, file_format, distress_shift)
     total = sum(result.row_counts.values())
     out_msg = f"{total:,} rows in {len(result.row_counts)} tables, {result.fault_count:,} faults"
     err.print(f"[green]generated[/] {out_msg} → {result.out}")
@@ -393,6 +396,7 @@ def _generate(
     end: str,
     fault_rate: float,
     file_format: str,
+    distress_shift: float = 0.0,
 ) -> Any:
     from features.synthetic import GeneratorConfig  # noqa: PLC0415 - fast --help
     from features.synthetic import generate as run_generator  # noqa: PLC0415
@@ -405,6 +409,7 @@ def _generate(
             end=end,
             fault_rate=fault_rate,
             file_format=file_format,  # type: ignore[arg-type]  # validated by the config
+            distress_shift=distress_shift,
         )
         with _progress(False) as progress:
             tasks: dict[str, Any] = {}
