@@ -73,6 +73,8 @@ __all__ = [
 ]
 
 _logger = logging.getLogger(__name__)
+#: the alias a new training gives its champion model while the current champion serves
+CANDIDATE = "candidate"
 
 #: MLflow's limits on one parameter value and on the entities of one ``log_batch`` call
 MAX_PARAM_LENGTH = 6000
@@ -459,7 +461,8 @@ class ModelRegistry:
         Higher is better on ``metric`` (an AUC). The promotion is refused with
         `PromotionRefused` when the version's value is below the holder's, or when the
         version has no value; ``force`` overrides both. On success the old holder gets
-        ``previous_<alias>`` (``previous_champion``), so a rollback is one more promotion.
+        ``previous_<alias>`` (``previous_champion``), so a rollback is one more promotion,
+        and a promoted ``candidate`` loses that alias (it no longer waits).
         A holder without the metric (logged before it existed) does not block; a warning
         is logged. Promoting the current holder changes nothing.
 
@@ -505,6 +508,8 @@ class ModelRegistry:
                 self.model_name, f"previous_{alias}", str(old_version)
             )
         client.set_registered_model_alias(self.model_name, alias, str(version))
+        if self.aliases().get(CANDIDATE) == version:  # it no longer waits for promotion
+            client.delete_registered_model_alias(self.model_name, CANDIDATE)
         _logger.info(
             "promoted %s version %d to %s (%s %s; previous version %s, %s)%s",
             self.model_name, version, alias, metric, new_value, old_version, old_value,

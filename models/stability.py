@@ -110,7 +110,9 @@ class Profile:
             present = x[~np.isnan(x)]
             edges: tuple[float, ...] = ()
             if present.size:
-                cuts = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1], method="inverted_cdf")
+                cuts = np.quantile(
+                    present, np.linspace(0, 1, bins + 1)[1:-1], method="inverted_cdf"
+                )
                 inner = np.unique(cuts)
                 # a cut at the maximum leaves an empty top bin: drop it
                 edges = tuple(float(c) for c in inner if c < present.max())

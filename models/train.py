@@ -37,7 +37,7 @@ from models.datasets import SEGMENTS, TARGET, Design, SnapshotPlan, snapshots
 from models.errors import ModelError
 from models.evaluation import load_truth, oracle_auc
 from models.metrics import evaluate, segment_auc
-from models.registry import ModelRegistry
+from models.registry import CANDIDATE, ModelRegistry
 from models.scorecard import WOEScorecard
 from models.stability import StabilityBaseline
 
@@ -226,7 +226,7 @@ def register(result: TrainingResult, registry: ModelRegistry, *, sample: int = 5
     if result.versions["challenger"] is not None:
         registry.set_alias(result.versions["challenger"], "challenger")
     if result.versions["champion"] is not None:
-        role = "champion" if "champion" not in aliases else "candidate"
+        role = "champion" if "champion" not in aliases else CANDIDATE
         registry.set_alias(result.versions["champion"], role)
 
 

@@ -180,7 +180,7 @@ def annual_files(
     pdf: bool = True,
     progress: Any = None,
 ) -> Any:
-    """Write the annual report of ``year`` (HTML, PDF, JSON twin); returns the files.
+    """Write the annual report of ``year`` (HTML, PDF, JSON twin); return the files.
 
     The current score snapshot must be as of a day in ``year``. The outcomes of last year's
     pre-approvals come from scoring the view as of the previous year end with the
@@ -213,12 +213,7 @@ def annual_files(
         report = annual_report(
             tables, year, snapshot, view=view, previous=previous, activity=activity, policy=policy
         )
-    files = write_report(render_annual(report), out, pdf=pdf)
-    twin = out.with_suffix(".json")
-    twin.write_text(
-        json.dumps(report.to_dict(), ensure_ascii=False, indent=1, default=str), "utf-8"
-    )
-    return files, twin
+    return write_report(render_annual(report), out, pdf=pdf, data=report.to_dict())
 
 
 @report_app.command("annual")
@@ -246,7 +241,7 @@ def report_annual(
                                        workdir / "features")  # fmt: skip
         database_url = database_url or f"sqlite:///{workdir / DEMO_DATABASE}"
     target = out or (workdir or Path()) / "reports" / f"annual_{year}.html"
-    files, twin = _run(
+    files = _run(
         lambda: annual_files(
             year,
             warehouse=warehouse,
@@ -259,8 +254,7 @@ def report_annual(
             progress=err.print,
         )
     )
-    shown = ", ".join(str(p) for p in (files.html, files.pdf, twin) if p is not None)
-    err.print(f"[green]annual report {year}[/] → {shown}")
+    err.print(f"[green]annual report {year}[/] → {files}")
 
 
 def model_files(
@@ -288,12 +282,7 @@ def model_files(
         report = model_report(
             tables, registry, truth=truth, monitoring=monitoring, policy=load_policy()
         )
-    files = write_report(render_model(report), out, pdf=pdf)
-    twin = out.with_suffix(".json")
-    twin.write_text(
-        json.dumps(report.to_dict(), ensure_ascii=False, indent=1, default=str), "utf-8"
-    )
-    return files, twin
+    return write_report(render_model(report), out, pdf=pdf, data=report.to_dict())
 
 
 @report_app.command("model")
@@ -338,6 +327,5 @@ def report_model(
             tracking_uri=tracking_uri, pdf=pdf,
         )  # fmt: skip
 
-    files, twin = _run(action)
-    shown = ", ".join(str(p) for p in (files.html, files.pdf, twin) if p is not None)
-    err.print(f"[green]model validation report[/] → {shown}")
+    files = _run(action)
+    err.print(f"[green]model validation report[/] → {files}")

@@ -13,11 +13,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import json
 import logging
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,21 +127,33 @@ class ReportFiles:
 
     html: Path
     pdf: Path | None = None
+    data: Path | None = None
+
+    def __str__(self) -> str:
+        return ", ".join(str(p) for p in (self.html, self.pdf, self.data) if p is not None)
 
 
-def write_report(html: str, out: Path, *, pdf: bool = False) -> ReportFiles:
-    """Write ``html`` to ``out`` (and a PDF beside it when ``pdf``), each atomically."""
+def write_report(
+    html: str, out: Path, *, pdf: bool = False, data: Mapping[str, Any] | None = None
+) -> ReportFiles:
+    """Write ``html`` to ``out``, each atomically: with a PDF beside it when ``pdf``, and
+    the report's figures as JSON beside it when ``data`` is given (the readable twin)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     _atomic(out, html.encode("utf-8"))
+    twin = None
+    if data is not None:
+        twin = out.with_suffix(".json")
+        text = json.dumps(data, ensure_ascii=False, indent=1, default=str)
+        _atomic(twin, text.encode("utf-8"))
     if not pdf:
-        return ReportFiles(out)
+        return ReportFiles(out, None, twin)
     import weasyprint  # noqa: PLC0415 - slow import, only for PDFs
 
     if cjk_font() is None:
         logger.warning("no CJK font installed: Chinese text in the PDF shows as boxes")
     target = out.with_suffix(".pdf")
     _atomic(target, weasyprint.HTML(string=html, base_url=str(out.parent)).write_pdf())
-    return ReportFiles(out, target)
+    return ReportFiles(out, target, twin)
 
 
 def _atomic(target: Path, data: bytes | None) -> None:

@@ -246,6 +246,17 @@ def test_better_version_is_promoted_and_old_champion_kept_as_previous(
     assert not result.forced
 
 
+def test_a_promoted_candidate_no_longer_waits(registry: ModelRegistry) -> None:
+    registry.set_alias(1, "champion")
+    registry.set_alias(2, "candidate")
+
+    registry.promote(2)
+
+    assert registry.aliases() == {"champion": 2, "previous_champion": 1}
+    registry.promote(1, force=True)  # the rollback gives no candidate back
+    assert registry.aliases() == {"champion": 1, "previous_champion": 2}
+
+
 def test_first_promotion_needs_no_previous_champion(registry: ModelRegistry) -> None:
     result = registry.promote(1)
 
