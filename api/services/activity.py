@@ -19,7 +19,7 @@ from api.db.tables import Objection, QueryLog, Repair
 from api.services.consent import PURPOSES
 from api.services.records import ObjectionStatus, RepairStatus
 from api.services.workdays import CHINA, working_days_between
-from scoring.reports.annual import REPAIR_REVIEW_WORKING_DAYS, ServiceActivity
+from scoring.reports.annual_sections import REPAIR_REVIEW_WORKING_DAYS, ServiceActivity
 
 #: the pre-approval route, as the query log records it (the route template)
 PREAPPROVAL_ROUTE = "/v1/preapprovals"
