@@ -228,22 +228,31 @@ def reason_text(code: str, policy: ScoringPolicy) -> ReasonText:
         raise ScoringError("reason_code", "known", f"{code!r} is no reason code") from None
 
 
-def _require(frame: pandas.DataFrame, columns: Sequence[str]) -> None:
-    missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
+Columns = Mapping[str, npt.NDArray[Any]]
+
+
+def _require(columns: Sequence[str] | Any, needed: Sequence[str]) -> None:
+    missing = [c for c in dict.fromkeys(needed) if c not in columns]
     if missing:
         raise ScoringError(missing[0], "required_column", f"the view has no column(s) {missing}")
 
 
-def _flag(frame: pandas.DataFrame, column: str) -> BoolArray:
+def _flag(columns: Columns, column: str) -> BoolArray:
     """A 0/1 column of the view as booleans (missing is 0, the flags' fill value)."""
-    values = frame[column].to_numpy()
-    if values.dtype.kind not in "biuf":  # nullable integers, objects: the slower way
+    values = columns[column]
+    if values.dtype.kind not in "biuf":  # objects, nullable integers: the slower way
         try:
-            values = frame[column].to_numpy(dtype=np.float64, na_value=0.0)
+            values = np.array([_flag_value(v) for v in values], dtype=np.float64)
         except (TypeError, ValueError):
             raise ScoringError(column, "flag", "a flag must be 0/1 or boolean") from None
     out: BoolArray = values > 0  # NaN > 0 is False
     return out
+
+
+def _flag_value(value: Any) -> float:
+    if value is None or value is pandas.NA:
+        return 0.0
+    return float(value)
 
 
 @lru_cache(maxsize=64)
@@ -256,28 +265,28 @@ def _categorical(codes: npt.NDArray[np.integer[Any]], names: Sequence[str]) -> p
     return pandas.Categorical.from_codes(codes, dtype=_dtype(tuple(names)))
 
 
-def _mask(frame: pandas.DataFrame, flags: Sequence[str]) -> IntArray:
+def _mask(columns: Columns, n: int, flags: Sequence[str]) -> IntArray:
     """Bit ``len(flags) - 1 - i`` set where ``flags[i]`` is set."""
-    mask = np.zeros(len(frame), dtype=np.int64)
+    mask = np.zeros(n, dtype=np.int64)
     for flag in flags:
-        mask = (mask << 1) | _flag(frame, flag)
+        mask = (mask << 1) | _flag(columns, flag)
     return mask
 
 
 def _pboc_findings(
-    frame: pandas.DataFrame, reports: Mapping[str, PbocReport] | None, rules: PreApproval
+    columns: Columns, n: int, reports: Mapping[str, PbocReport] | None, rules: PreApproval
 ) -> npt.NDArray[np.int8]:
-    findings = np.zeros(len(frame), dtype=np.int8)
+    findings = np.zeros(n, dtype=np.int8)
     if not reports:
         return findings
     for key, report in reports.items():
         if not isinstance(report, PbocReport):
             raise ScoringError(f"reports.{key}", "type", "reports must be PbocReport objects")
-    if len(frame) <= _SMALL_FRAME:
+    if n <= _SMALL_FRAME:
         position = {key: i for i, key in enumerate(reports)}
-        row_of = np.array([position.get(u, -1) for u in frame["uscc"].to_numpy()], dtype=np.intp)
+        row_of = np.array([position.get(u, -1) for u in columns["uscc"]], dtype=np.intp)
     else:
-        row_of = pandas.Index(list(reports)).get_indexer(frame["uscc"])
+        row_of = pandas.Index(list(reports)).get_indexer(columns["uscc"])
     found = row_of >= 0
     by_report = np.array([r.finding(rules) for r in reports.values()], dtype=np.int8)
     findings[found] = by_report[row_of[found]]
@@ -286,29 +295,29 @@ def _pboc_findings(
     return findings
 
 
-def _isin(column: pandas.Series, values: Sequence[str]) -> BoolArray:
+def _isin(column: npt.NDArray[Any], values: Sequence[str]) -> BoolArray:
     """Where ``column`` is one of ``values`` (see `_SMALL_FRAME`)."""
     if len(column) <= _SMALL_FRAME:
-        small: BoolArray = np.isin(column.to_numpy(dtype=object), list(values))
+        small: BoolArray = np.isin(column.astype(object), list(values))
         return small
-    large: BoolArray = column.isin(values).to_numpy(dtype=np.bool_)
+    large: BoolArray = pandas.Index(column).isin(values)
     return large
 
 
-def _target_groups(frame: pandas.DataFrame, rules: PreApproval) -> npt.NDArray[np.int8]:
+def _target_groups(columns: Columns, n: int, rules: PreApproval) -> npt.NDArray[np.int8]:
     """Index in `TARGET_GROUPS` of each row's group: the first that matches wins."""
     other = TARGET_GROUPS.index("other")
-    groups = np.full(len(frame), other, dtype=np.int8)
+    groups = np.full(n, other, dtype=np.int8)
     configured: dict[str, TargetGroup] = {g.group: g for g in rules.target_groups}
     for index in reversed(range(other)):  # later groups first, so that earlier ones win
         group = configured.get(TARGET_GROUPS[index])
         if group is None:
             continue
-        match = np.zeros(len(frame), dtype=np.bool_)
+        match = np.zeros(n, dtype=np.bool_)
         for flag in group.flags:
-            match |= _flag(frame, flag)
+            match |= _flag(columns, flag)
         if group.entity_types:
-            match |= _isin(frame["entity_type"], group.entity_types)
+            match |= _isin(columns["entity_type"], group.entity_types)
         groups[match] = index
     return groups
 
@@ -373,6 +382,28 @@ def _reason_tables(
     return overrides[keys], override_texts[keys], reasons[keys]
 
 
+def needed_columns(policy: ScoringPolicy, *, reports: bool = False) -> tuple[str, ...]:
+    """The view columns `decide` reads under ``policy`` (``uscc`` too with reports)."""
+    rules, over = policy.pre_approval, policy.overrides
+    needed = [*over.punish_flags, *over.reward_flags]
+    needed += [f for g in rules.target_groups for f in g.flags]
+    if any(g.entity_types for g in rules.target_groups):
+        needed.append("entity_type")
+    if reports:
+        needed.append("uscc")
+    return tuple(dict.fromkeys(needed))
+
+
+def categories(policy: ScoringPolicy) -> dict[str, tuple[str, ...]]:
+    """The names of the coded columns of `decide_arrays` (code ``i`` is ``names[i]``)."""
+    return {
+        "grade": policy.grade_names,
+        "supervision_class": tuple(c.name for c in policy.classes),
+        "target_group": tuple(TARGET_GROUPS),
+        "decision": tuple(DECISIONS),
+    }
+
+
 def decide(
     frame: pandas.DataFrame,
     pd: npt.ArrayLike,
@@ -417,32 +448,54 @@ def decide(
     >>> out.loc[1, "overrides"], out.loc[1, "decision_reasons"]
     (('punish:gov_dishonest_debtor',), ('punish:gov_dishonest_debtor', 'pd_approve', 'pboc_absent', 'reward_withheld'))
     """  # noqa: E501 - a doctest's output line cannot wrap
+    _require(frame.columns, needed_columns(policy, reports=bool(reports)))
+    columns = {c: frame[c].to_numpy() for c in needed_columns(policy, reports=bool(reports))}
+    decided = decide_arrays(columns, pd, policy, reports=reports)
+    for name, names in categories(policy).items():
+        decided[name] = _categorical(decided[name], names)
+    out = pandas.DataFrame(decided, index=frame.index)
+    out.attrs["policy_version"] = policy.version
+    return out
+
+
+def decide_arrays(
+    columns: Columns,
+    pd: npt.ArrayLike,
+    policy: ScoringPolicy,
+    *,
+    reports: Mapping[str, PbocReport] | None = None,
+) -> dict[str, npt.NDArray[Any]]:
+    """`decide` on plain arrays: the view's columns by name, one value per row.
+
+    The same rules and values as `decide`, without pandas (one served entity is a row of
+    length-1 arrays); the columns of `categories` come back as integer codes.
+    """
+
+    needed = needed_columns(policy, reports=bool(reports))
+    _require(list(columns), needed)
+    n = len(columns[needed[0]]) if needed else 0
     p = check_pd(pd)
-    if p.ndim != 1 or len(p) != len(frame):
-        raise ScoringError("pd", "length", f"{p.shape} PDs for {len(frame)} rows of the view")
+    if p.ndim != 1 or len(p) != n:
+        raise ScoringError("pd", "length", f"{p.shape} PDs for {n} rows of the view")
     rules, over = policy.pre_approval, policy.overrides
-    groups_need = [f for g in rules.target_groups for f in g.flags]
-    if any(g.entity_types for g in rules.target_groups):
-        groups_need.append("entity_type")
-    _require(frame, [*over.punish_flags, *over.reward_flags, *groups_need,
-                     *(["uscc"] if reports else [])])  # fmt: skip
 
     grade = grade_index(p, policy)
     class_names: list[str] = [c.name for c in policy.classes]
     class_of_grade = np.array([class_names.index(policy.class_of_grade[g])
                                for g in policy.grade_names])  # fmt: skip
     punish_class = class_names.index(over.punish_class)
-    punish_mask, reward_mask = _mask(frame, over.punish_flags), _mask(frame, over.reward_flags)
+    punish_mask = _mask(columns, n, over.punish_flags)
+    reward_mask = _mask(columns, n, over.reward_flags)
     punished = punish_mask > 0
     klass = np.maximum(class_of_grade[grade], np.where(punished, punish_class, 0))
     withheld = punished | (klass >= punish_class)
     rewarded = (reward_mask > 0) & ~withheld
 
     pd_level = (p > rules.approve_max_pd).astype(np.int8) + (p > rules.refer_max_pd)
-    finding = _pboc_findings(frame, reports, rules)
+    finding = _pboc_findings(columns, n, reports, rules)
     level = np.maximum(pd_level, _PBOC_LEVEL[finding])
     level[punished] = DECLINE
-    group = _target_groups(frame, rules)
+    group = _target_groups(columns, n, rules)
     limit = _limits(p, level, group, rules)
     grade_discount = np.array([rules.grade_rate_discount_bp[g] for g in policy.grade_names])
     group_discount = np.array([rules.group(name).rate_discount_bp for name in TARGET_GROUPS])
@@ -458,27 +511,22 @@ def decide(
     overrides, override_reasons, decision_reasons = _reason_tables(keys, policy)
     ratio = np.array([c.sampling_ratio for c in policy.classes])
     per_year = np.array([c.inspections_per_year for c in policy.classes])
-    out = pandas.DataFrame(
-        {
-            "score": np.rint(score_from_pd(p, policy.score)).astype(np.int64),
-            "grade": _categorical(grade, policy.grade_names),
-            "supervision_class": _categorical(klass, class_names),
-            "sampling_ratio": ratio[klass],
-            "inspections_per_year": per_year[klass],
-            "overrides": overrides,
-            "override_reasons": override_reasons,
-            "target_group": _categorical(group, TARGET_GROUPS),
-            "decision": _categorical(level, DECISIONS),
-            "limit": limit,
-            "rate_discount_bp": discount,
-            "decision_reasons": decision_reasons,
-            "xinyipi": xinyipi,
-            "xinyizu": xinyizu,
-        },
-        index=frame.index,
-    )
-    out.attrs["policy_version"] = policy.version
-    return out
+    return {
+        "score": np.rint(score_from_pd(p, policy.score)).astype(np.int64),
+        "grade": grade,
+        "supervision_class": klass,
+        "sampling_ratio": ratio[klass],
+        "inspections_per_year": per_year[klass],
+        "overrides": overrides,
+        "override_reasons": override_reasons,
+        "target_group": group,
+        "decision": level,
+        "limit": limit,
+        "rate_discount_bp": discount,
+        "decision_reasons": decision_reasons,
+        "xinyipi": xinyipi,
+        "xinyizu": xinyizu,
+    }
 
 
 __all__ = [
@@ -488,6 +536,9 @@ __all__ = [
     "PBOC_FINDINGS",
     "PbocAccount",
     "PbocReport",
+    "categories",
     "decide",
+    "decide_arrays",
+    "needed_columns",
     "reason_text",
 ]

@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from features.view import feature_specs
-from scoring.decisions import decide
+from scoring.decisions import categories, decide_arrays, needed_columns
 from scoring.policy import ScoringPolicy
 from scoring.reasons import ReasonCodeTable, _codes_and_eligible, default_reason_codes, select_top
 
@@ -102,23 +102,20 @@ def _pd(model: Any, champion: Any, vector: FloatArray) -> float:
     return float(model.calibrator.predict(probability)[0])
 
 
-def decision_columns(policy: ScoringPolicy) -> tuple[str, ...]:
-    """The view columns `decide` reads under ``policy`` (without PBOC reports)."""
-    rules, over = policy.pre_approval, policy.overrides
-    groups = [flag for group in rules.target_groups for flag in group.flags]
-    return tuple(dict.fromkeys([*over.punish_flags, *over.reward_flags, *groups, "entity_type"]))
-
-
 def _native(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
 def _decide(row: Mapping[str, Any], probability: float, policy: ScoringPolicy) -> dict[str, Any]:
-    """`decide` on a one-row frame of just the columns it reads, back as plain values."""
-    frame = pd.DataFrame({c: [row.get(c)] for c in decision_columns(policy)})
-    decided = decide(frame, [probability], policy)
-    values = decided.to_numpy(dtype=object)[0]
-    return {str(name): _native(v) for name, v in zip(decided.columns, values, strict=True)}
+    """`decide` on one row, through its array core: plain values, no DataFrame."""
+    columns = {c: np.array([row.get(c)], dtype=object) for c in needed_columns(policy)}
+    decided = decide_arrays(columns, np.array([probability]), policy)
+    names = categories(policy)
+    out: dict[str, Any] = {}
+    for column, values in decided.items():
+        value = values[0]
+        out[column] = names[column][int(value)] if column in names else _native(value)
+    return out
 
 
 def fast_path(model: Any) -> Any | None:

@@ -38,7 +38,7 @@ from api.services.scores import decide_access, identity, reasons_of, scored_row,
 from api.services.workdays import today as china_today
 from api.state import Services
 from features.identifiers import validate_uscc
-from scoring.decisions import PBOC_FINDINGS, PbocReport, decide, reason_text
+from scoring.decisions import PBOC_FINDINGS, PbocReport, decide, needed_columns, reason_text
 from scoring.errors import ScoringError
 from scoring.policy import ScoringPolicy
 
@@ -65,10 +65,8 @@ def parse_report(raw: dict[str, Any] | None) -> PbocReport | None:
 
 
 def _decision_columns(policy: ScoringPolicy) -> list[str]:
-    """The view columns `decide` reads: the override and target-group flags, the type."""
-    flags = [*policy.overrides.punish_flags, *policy.overrides.reward_flags]
-    flags += [f for g in policy.pre_approval.target_groups for f in g.flags]
-    return ["uscc", "entity_type", *dict.fromkeys(flags)]
+    """The view columns `decide` reads (the override and target-group flags, the type)."""
+    return list(dict.fromkeys(["uscc", "entity_type", *needed_columns(policy)]))
 
 
 def current_flags(

@@ -62,8 +62,8 @@ from api.state import Services
 from features.view import build_view
 from features.view.engine import duckdb_tables, packaged_catalog
 from scoring.batch import score_frame
+from scoring.decisions import needed_columns
 from scoring.reasons import default_reason_codes
-from scoring.single import decision_columns
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def rescore(
         # the view as the entity's records stand now: the decision flags (联合奖惩, target
         # groups) where `decide` reads them, and the whole row for pages that show it
         view_row = values[row["uscc"]]
-        for column in decision_columns(services.policy):
+        for column in needed_columns(services.policy):
             result.setdefault(column, jsonable(view_row.get(column)))
         result["view"] = jsonable(view_row)
         k = 1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
-from models.calibration import Calibrator
+from models.calibration import Calibrator, _log_odds
 from models.metrics import brier, roc_auc
 
 
@@ -69,3 +69,20 @@ def test_centred_isotonic_is_better_calibrated_than_its_steps() -> None:
         stepped = np.clip(steps.predict(test_score), 0.0003, 0.9997)
         gains.append(brier(test_y, stepped) - brier(test_y, centred))
     assert np.mean(gains) > 0
+
+
+@pytest.mark.parametrize("method", ["isotonic", "platt"])
+def test_the_served_map_equals_scikit_learns_own_prediction(method: str) -> None:
+    # `_apply_map` skips scikit-learn's input checks for speed: the values must not move
+    rng = np.random.default_rng(3)
+    probs = rng.beta(1, 20, 4_000)
+    labels = rng.binomial(1, probs)
+    calibrator = Calibrator(method=method).fit(probs, labels)
+    fitted = calibrator.estimator_
+    new = rng.uniform(0, 1, 1_000)
+    if method == "isotonic":
+        expected = fitted.predict(new)
+    else:
+        expected = fitted.predict_proba(_log_odds(new))[:, 1]
+    floor = float(calibrator.pd_floor)
+    np.testing.assert_array_equal(calibrator.predict(new), np.clip(expected, floor, 1 - floor))
