@@ -10,6 +10,16 @@ in good standing or settled on time) carry direction ``-1``; only performance (o
 default) and price (a rate far above the 温州指数 or the legal cap, a distress signal) carry
 ``+1``.
 
+An entity with no registered loan takes, on every feature of this source, the value of a
+registered loan that says nothing either way: no loans, no amount, 0 months since the
+first registration (the least favourable value of a ``-1`` feature: a loan just filed), no
+share overdue, no spread over the 温州指数, none above the legal cap, none filed late. So a
+borrower whose registered loans are in good standing, fairly priced and filed on time has
+on each feature a value at least as favourable as an entity without one, and the monotone
+constraints can never make the filing count against it (the scoring keeps a guard for what
+the direction-0 features and interactions could still do: `scoring.batch`). Only the months
+since the last overdue episode stay missing for both, meaning "never overdue".
+
 Point in time
 -------------
 A delivered row carries the loan's *current* status (``status``, ``overdue_days``,
@@ -64,19 +74,19 @@ FEATURES: tuple[FeatureSpec, ...] = (
     flag("pl_has_registered_loan", SOURCE, "有民间借贷备案记录", "Has a registered private loan (positive evidence, 温州市民间融资管理条例 第十八条)", -1),
     counted("pl_loans", SOURCE, "已备案民间借贷笔数", "Registered private loans", -1),
     _numeric("pl_amount", "已备案民间借贷总金额（元）", "Total amount of registered private loans (yuan)", "yuan", -1, 0),
-    _numeric("pl_months_since_first_registration", "距首笔备案月数", "Months since the first registration", "months", -1, None),
+    _numeric("pl_months_since_first_registration", "距首笔备案月数", "Months since the first registration", "months", -1, 0),
     counted("pl_loans_good_standing", SOURCE, "当前履约正常的备案借贷笔数", "Registered loans in good standing now", -1),
     counted("pl_loans_settled_on_time", SOURCE, "按期结清（结清前未逾期）的备案借贷笔数", "Registered loans settled without ever being overdue", -1),
-    _numeric("pl_share_ever_overdue", "曾逾期借贷占比（5年内）", "Share of registered loans overdue in the last 5 years", "share", 1, None),
+    _numeric("pl_share_ever_overdue", "曾逾期借贷占比（5年内）", "Share of registered loans overdue in the last 5 years", "share", 1, 0),
     counted("pl_loans_overdue", SOURCE, "当前逾期的备案借贷笔数", "Registered loans overdue now", 1),
     _numeric("pl_max_days_past_due", "当前最长逾期天数", "Longest days past due now", "days", 1, 0),
     counted("pl_loans_defaulted_5y", SOURCE, "当前或近5年违约（逾期90天以上）笔数", "Loans in default (91+ days past due) now or in the last 5 years", 1),
     _numeric("pl_months_since_last_overdue", "距最近一次逾期开始月数", "Months since the last overdue episode started", "months", -1, None),
-    _numeric("pl_rate_spread_max", "利率高出温州指数的最大幅度", "Largest excess of the rate over the 温州指数 of the contract month (0 if at or below)", "percent points", 1, None),
-    _numeric("pl_rate_spread_mean", "利率高出温州指数的平均幅度", "Mean excess of the rate over the 温州指数 of the contract month (0 if at or below)", "percent points", 1, None),
-    _numeric("pl_share_above_legal_cap", "利率超过司法保护上限的借贷占比", "Share of loans priced above the legal interest cap at contract", "share", 1, None),
+    _numeric("pl_rate_spread_max", "利率高出温州指数的最大幅度", "Largest excess of the rate over the 温州指数 of the contract month (0 if at or below)", "percent points", 1, 0),
+    _numeric("pl_rate_spread_mean", "利率高出温州指数的平均幅度", "Mean excess of the rate over the 温州指数 of the contract month (0 if at or below)", "percent points", 1, 0),
+    _numeric("pl_share_above_legal_cap", "利率超过司法保护上限的借贷占比", "Share of loans priced above the legal interest cap at contract", "share", 1, 0),
     counted("pl_max_lender_count", SOURCE, "单笔借贷最多出借人数", "Most lenders on one loan", 0),
-    _numeric("pl_share_registered_late", "超过15日备案的借贷占比", "Share of loans registered later than 15 days after the contract", "share", 0, None),
+    _numeric("pl_share_registered_late", "超过15日备案的借贷占比", "Share of loans registered later than 15 days after the contract", "share", 0, 0),
 )  # fmt: skip
 
 
@@ -218,9 +228,16 @@ def parts(ctx: ViewContext) -> tuple[ir.Table, ...]:
     return (loans.group_by("uscc").agg(**values),)
 
 
+#: price features that cannot be evaluated for some loans (the 温州指数 of the contract month
+#: not known yet, a lender exempt from the cap): with no loan that shows an excess, 0 — as
+#: for an entity with no registered loan, so that such a loan never looks worse than none
+PRICE_FEATURES = ("pl_rate_spread_max", "pl_rate_spread_mean", "pl_share_above_legal_cap")
+
+
 def columns(t: ir.Table) -> dict[str, ir.Value]:
     """The `FEATURES` (unfilled; flags 0/1) from a table holding the part's columns."""
     values = {"pl_has_registered_loan": t["_pl_loans"].notnull().ifelse(1, 0)}
+    values |= {name: t[name].fill_null(0.0) for name in PRICE_FEATURES}
     return {
         f.name: (values[f.name] if f.name in values else t[f.name]).cast(
             "int64" if f.kind == "flag" else "float64"

@@ -161,9 +161,13 @@ def test_metadata() -> None:
                  "pl_loans_settled_on_time"):  # fmt: skip
         assert spec[name].direction == -1
     assert spec["pl_has_registered_loan"].kind == "flag"
-    for name in ("pl_share_ever_overdue", "pl_months_since_last_overdue", "pl_rate_spread_max",
-                 "pl_share_above_legal_cap", "pl_share_registered_late"):  # fmt: skip
-        assert spec[name].fill is None
+    # no registered loan = a loan that says nothing either way: 0 everywhere, so a loan in
+    # good standing, fairly priced and filed on time is never less favourable on any feature
+    # (0 is the least favourable value of the -1 features, the most favourable of the +1);
+    # only "months since the last overdue episode" stays missing: never overdue
+    assert {name: f.fill for name, f in spec.items() if f.fill != 0} == {
+        "pl_months_since_last_overdue": None
+    }
 
 
 def test_columns_types_and_population(scenario: Path) -> None:
@@ -208,8 +212,9 @@ def test_owner_loans_default_and_retention(scenario: Path) -> None:
 
 def test_index_of_the_as_of_month_is_not_known_yet(scenario: Path) -> None:
     f = row(features(scenario, AS_OF), F)
-    assert f["pl_rate_spread_max"] is None
-    assert f["pl_rate_spread_mean"] is None
+    # no excess can be shown yet: 0, as for an entity without a registered loan
+    assert f["pl_rate_spread_max"] == 0
+    assert f["pl_rate_spread_mean"] == 0
     assert f["pl_share_above_legal_cap"] == 0  # 20 % < 24 %
     later = row(features(scenario, dt.date(2019, 7, 1)), F)
     assert later["pl_rate_spread_max"] == pytest.approx(5)
