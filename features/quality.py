@@ -61,11 +61,20 @@ def working_days_between(start: dt.date, end: dt.date) -> int:
     >>> working_days_between(dt.date(2019, 9, 30), dt.date(2019, 10, 8))  # holiday week
     1
     """
-    return int(_calendar_index(start, end)[-1]) if end > start else 0
+    return int(working_day_index(start, end)[-1]) if end > start else 0
 
 
-def _calendar_index(start: dt.date, end: dt.date) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """Cumulative working-day count for each day from ``start`` to ``end`` (start counts 0)."""
+def working_day_index(start: dt.date, end: dt.date) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Cumulative working-day count for each day from ``start`` to ``end`` (start counts 0).
+
+    The working days between two days of the span are the difference of their entries: one
+    calendar serves any number of date pairs.
+
+    Examples
+    --------
+    >>> working_day_index(dt.date(2019, 9, 30), dt.date(2019, 10, 8)).tolist()
+    [0, 0, 0, 0, 0, 0, 0, 0, 1]
+    """
     days = (end - start).days + 1
     flags = [is_working_day(start + dt.timedelta(days=i)) if i else False for i in range(days)]
     return np.cumsum(np.array(flags, dtype=np.int64))
@@ -197,7 +206,7 @@ def _timeliness(
     if span is None or span[0] is None or span[1] is None or span[1] < span[0]:
         return None, 0, {}
     start, end = span
-    index = _calendar_index(start, end)
+    index = working_day_index(start, end)
     days = np.array(
         [start + dt.timedelta(days=i) for i in range(len(index))], dtype="datetime64[D]"
     )

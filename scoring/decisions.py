@@ -231,8 +231,8 @@ def reason_text(code: str, policy: ScoringPolicy) -> ReasonText:
 Columns = Mapping[str, npt.NDArray[Any]]
 
 
-def _require(columns: Sequence[str] | Any, needed: Sequence[str]) -> None:
-    missing = [c for c in dict.fromkeys(needed) if c not in columns]
+def _require(columns: Columns, needed: Sequence[str]) -> None:
+    missing = [c for c in needed if c not in columns]
     if missing:
         raise ScoringError(missing[0], "required_column", f"the view has no column(s) {missing}")
 
@@ -448,9 +448,9 @@ def decide(
     >>> out.loc[1, "overrides"], out.loc[1, "decision_reasons"]
     (('punish:gov_dishonest_debtor',), ('punish:gov_dishonest_debtor', 'pd_approve', 'pboc_absent', 'reward_withheld'))
     """  # noqa: E501 - a doctest's output line cannot wrap
-    _require(frame.columns, needed_columns(policy, reports=bool(reports)))
-    columns = {c: frame[c].to_numpy() for c in needed_columns(policy, reports=bool(reports))}
-    decided = decide_arrays(columns, pd, policy, reports=reports)
+    needed = needed_columns(policy, reports=bool(reports))
+    columns = {c: frame[c].to_numpy() for c in needed if c in frame.columns}
+    decided = decide_arrays(columns, pd, policy, reports=reports)  # names what is missing
     for name, names in categories(policy).items():
         decided[name] = _categorical(decided[name], names)
     out = pandas.DataFrame(decided, index=frame.index)
@@ -472,7 +472,7 @@ def decide_arrays(
     """
 
     needed = needed_columns(policy, reports=bool(reports))
-    _require(list(columns), needed)
+    _require(columns, needed)
     n = len(columns[needed[0]]) if needed else 0
     p = check_pd(pd)
     if p.ndim != 1 or len(p) != n:

@@ -155,17 +155,12 @@ def _service_activity(database_url: str | None, year: int) -> Any:
     prefix = "sqlite:///"
     if database_url.startswith(prefix) and not Path(database_url[len(prefix) :]).exists():
         return None  # the service never ran here: nothing to count, nothing to create
-    from api.db.migrate import upgrade  # noqa: PLC0415 - fast --help
-    from api.db.session import Database  # noqa: PLC0415
-    from api.services.activity import service_activity  # noqa: PLC0415
+    from api.services.activity import service_activity  # noqa: PLC0415 - fast --help
+    from wzcredit.cli import _database, service_settings  # noqa: PLC0415
 
-    database = Database(database_url)
-    try:
-        upgrade(database.engine)
-        with database.session() as session:
-            return service_activity(session, year)
-    finally:
-        database.dispose()
+    settings = service_settings(database_url=database_url)
+    with _database(settings) as database, database.session() as session:
+        return service_activity(session, year)
 
 
 def annual_files(

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from features.area_codes import load_area_codes
 from features.catalog import Catalog
-from features.quality import is_working_day
+from features.quality import working_day_index
 from features.view.engine import packaged_catalog
 from scoring.policy import ScoringPolicy
 
@@ -142,7 +142,8 @@ def _table(tables: Mapping[str, ir.Table], name: str) -> ir.Table:
 def working_days(start: pd.Series, end: pd.Series) -> npt.NDArray[np.int64]:
     """Working days after each ``start`` up to its ``end`` (0 when ``end <= start``).
 
-    The vectorised `features.quality.working_days_between`: one calendar for the whole span.
+    The vectorised `features.quality.working_days_between`: one `working_day_index` calendar
+    for the whole span.
 
     Examples
     --------
@@ -153,10 +154,7 @@ def working_days(start: pd.Series, end: pd.Series) -> npt.NDArray[np.int64]:
         return np.zeros(0, dtype=np.int64)
     first = min(start.min(), end.min())
     last = max(start.max(), end.max())
-    days = pd.date_range(first, last, freq="D")
-    flags = np.array([is_working_day(d.date()) for d in days], dtype=np.int64)
-    flags[0] = 0
-    index = np.cumsum(flags)
+    index = working_day_index(pd.Timestamp(first).date(), pd.Timestamp(last).date())
     offset = np.datetime64(first, "D")
     at_start = index[(pd.to_datetime(start).to_numpy("datetime64[D]") - offset).astype(np.int64)]
     at_end = index[(pd.to_datetime(end).to_numpy("datetime64[D]") - offset).astype(np.int64)]
