@@ -60,6 +60,8 @@ JUDICIAL = ("09",)
 #: liability type 共同借款人: a co-borrower owes the debt itself, it guarantees nothing
 CO_BORROWER = "1"
 HISTORY_MONTHS = 24
+#: query records a credit report shows: those of the last two years (PC05, DOMAIN.md §3.1)
+INQUIRY_MONTHS = 24
 
 
 def _spec(
@@ -75,7 +77,8 @@ def _count(name: str, zh: str, en: str, direction: Direction) -> FeatureSpec:
 
 
 FEATURES: tuple[FeatureSpec, ...] = (
-    flag("pboc_has_file", "pboc", "有征信记录", "has any PBOC record, inquiries included", 0),
+    flag("pboc_has_file", "pboc", "有征信记录",
+         "has a PBOC record: credit history, or an inquiry of the last 2 years", 0),
     flag("pboc_has_credit_history", "pboc", "有信贷记录（非白户）",
          "has a credit account or a repayment liability (not a thin file)", 0),
     _count("pboc_accounts_ever", "征信信贷账户数（曾开立）", "credit accounts ever opened", 0),
@@ -287,13 +290,16 @@ def _account_features(ctx: ViewContext, months: ir.Table) -> ir.Table:
 
 
 def _inquiry_features(ctx: ViewContext) -> ir.Table:
-    """Per entity with a known inquiry: counts by reason group and window.
+    """Per entity with an inquiry a report would show: counts by reason group and window.
 
-    Counted per subject first (an individual business's inquiries are its own and its
-    owner's), so that only one row per subject meets the entity mapping.
+    A credit report lists the query records of the last `INQUIRY_MONTHS` months; older ones
+    are not read (every window is shorter, and an entity whose only records are older
+    inquiries has no file a lender would see). Counted per subject first (an individual
+    business's inquiries are its own and its owner's), so that only one row per subject
+    meets the entity mapping.
     """
     q = ctx.table("pboc_inquiries")
-    q = q.filter(ctx.known(q.inquired_on))
+    q = q.filter(ctx.within_months(q.inquired_on, INQUIRY_MONTHS))
     pre = q.reason.isin(PRE_LOAN)
 
     def within(months: int) -> ir.BooleanValue:

@@ -258,6 +258,9 @@ def scenario() -> Book:
         book.inquiry(inquired, day, reason, institution)
     first_seen, _ = book.entity("first seen in June")
     book.inquiry(first_seen, "2019-06-15", "02")  # on the as-of day
+    # A report shows the query records of the last two years (from 2017-06-15 on).
+    book.inquiry(book.entity("inquired two years back")[0], "2017-06-15", "02")
+    book.inquiry(book.entity("inquired too long ago")[0], "2017-06-14", "02")
     # Guarantees: the borrower's class 次级 in 2019-03 and 2019-04 only.
     borrower, _ = book.entity("guaranteed borrower")
     bad = {"five_class": "3"}
@@ -433,6 +436,12 @@ def test_inquiry_windows_and_reason_groups(at: Any) -> None:
     assert row.inq_judicial_12m == 1
 
 
+def test_a_report_shows_inquiries_of_the_last_two_years(at: Any) -> None:
+    shown = at(AS_OF, "inquired two years back")
+    assert (shown.pboc_has_file, shown.inq_preloan_12m) == (1, 0)
+    assert at(AS_OF, "inquired too long ago") is None  # no record a report would show
+
+
 def test_an_entity_exists_once_its_first_record_is_known(at: Any) -> None:
     assert at(AS_OF, "first seen in June") is None
     assert at(dt.date(2019, 7, 1), "first seen in June").inq_preloan_1m == 1
@@ -465,7 +474,8 @@ def test_owner_records_belong_to_the_individual_business_only(
     assert at(AS_OF, "enterprise with an indebted rep") is None
     with duckdb_tables(warehouse) as (_, tables):
         rows = build(ViewContext(tables, AS_OF, load_policy())).count().execute()
-    entities_with_records = len(book.names) - 2  # the rep's enterprise, first seen in June
+    # not the rep's enterprise, the one first seen in June, the one inquired too long ago
+    entities_with_records = len(book.names) - 3
     assert rows == entities_with_records
 
 
