@@ -14,7 +14,12 @@ medians: on a shared 2-core machine single timings are noisy (each run prints th
 average).
 
     .venv/bin/python bench/features.py [--warehouse PATH] [--entities 1100000] [--engine spark]
-                                       [--repeat 3]
+                                       [--repeat 3] [--profile]
+
+``--profile`` (DuckDB) also runs the view's query once under DuckDB's profiler and prints
+where its CPU time goes: the Python side (building and compiling the Ibis expression), then
+the operators of each part joined onto the population (by the warehouse tables it reads),
+the join chain itself, and the sort, projection and result conversion at the end.
 
 Targets (issue 4): under 2 minutes and 8 GiB on 2 cores; build / full scan under 5.
 """
@@ -30,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -91,6 +97,101 @@ def parquet_scan_seconds(warehouse: Path, folder: Path) -> float:
     return seconds
 
 
+_PROFILE = """
+import datetime as dt, json, sys, tempfile, time
+from pathlib import Path
+import ibis
+from features.view import entity
+from features.view.build import view_expression
+from features.view.context import ViewContext, load_policy
+from features.view.engine import duckdb_tables
+warehouse, as_of, out = Path(sys.argv[1]), dt.date.fromisoformat(sys.argv[2]), sys.argv[3]
+with duckdb_tables(warehouse) as (backend, tables):
+    tables["lpr"].limit(1).to_pyarrow()
+    start = time.perf_counter()
+    ctx = ViewContext(tables, as_of, load_policy())
+    expr = view_expression(ctx).mutate(_population=entity.population(ctx).count().as_scalar())
+    built = time.perf_counter()
+    sql = str(ibis.to_sql(expr.order_by("uscc"), dialect="duckdb"))
+    compiled = time.perf_counter()
+    con = backend.con
+    con.execute("PRAGMA enable_profiling = 'json'")
+    con.execute(f"PRAGMA profiling_output = '{out}'")
+    con.sql(sql).to_arrow_table()
+    con.execute("PRAGMA disable_profiling")
+print(json.dumps({"expression": built - start, "compile": compiled - built}))
+"""
+
+
+def _inclusive(node: dict[str, Any]) -> float:
+    return float(node.get("timing", 0.0)) + sum(_inclusive(c) for c in node.get("children", []))
+
+
+def _tables(node: dict[str, Any]) -> set[str]:
+    found = {str(node["extra_info"].get("Table", "")).rsplit(".", 1)[-1]}
+    for child in node.get("children", []):
+        found |= _tables(child)
+    return found - {""}
+
+
+def profile_breakdown(plan: dict[str, Any]) -> tuple[dict[str, float], float]:
+    """CPU seconds by part of the view query, and the query's total.
+
+    The population's left-join chain is the spine: each join's build side is one part,
+    labelled by the warehouse tables it reads; everything else on the spine (the joins
+    themselves, the final projection, the sort, the result) is reported by operator.
+    """
+    costs: dict[str, float] = {}
+
+    def add(label: str, seconds: float) -> None:
+        costs[label] = costs.get(label, 0.0) + seconds
+
+    def spine(node: dict[str, Any]) -> None:
+        children = node.get("children", [])
+        name = str(node["name"])
+        if name == "HASH_JOIN" and len(children) == 2:
+            add("join chain (probe side)", float(node.get("timing", 0.0)))
+            part = children[1]
+            add("part: " + ", ".join(sorted(_tables(part))), _inclusive(part))
+            spine(children[0])
+            return
+        if name in ("ORDER_BY", "RESULT_COLLECTOR", "PROJECTION", "SEQ_SCAN"):
+            label = "population scan" if name == "SEQ_SCAN" else name.lower().replace("_", " ")
+            add(label, float(node.get("timing", 0.0)))
+        else:
+            add("other", float(node.get("timing", 0.0)))
+        if name == "CTE" and len(children) == 2:  # the CTE's body is a part of its own
+            add("shared subquery: " + ", ".join(sorted(_tables(children[0]))),
+                _inclusive(children[0]))  # fmt: skip
+            spine(children[1])
+            return
+        for child in children:
+            spine(child)
+
+    for top in plan["operator"]:
+        spine(top)
+    return costs, float(plan["query"]["cpu_time"])
+
+
+def print_profile(warehouse: Path, as_of: str, folder: Path) -> None:
+    """Run the view's query once under DuckDB's profiler and print where the time goes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "profile.json"
+    result = subprocess.run(
+        [sys.executable, "-c", _PROFILE, str(warehouse), as_of, str(out)],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    python = json.loads(result.stdout.strip().splitlines()[-1])
+    costs, total = profile_breakdown(json.loads(out.read_text()))
+    print("profile (one build, DuckDB operator CPU seconds, both threads summed):")
+    print(f"  python: expression {python['expression']:.2f} s, compile {python['compile']:.2f} s"
+          " (wall, one thread)")  # fmt: skip
+    for label, seconds in sorted(costs.items(), key=lambda item: -item[1]):
+        if seconds >= 0.01:
+            print(f"  {seconds:6.2f} s  {100 * seconds / total:4.1f} %  {label}")
+    print(f"  {total:6.2f} s  total CPU")
+
+
 def run_once(warehouse: Path, as_of: str, engine: str, folder: Path) -> dict[str, float]:
     """Build the view in a child process, then scan its input: one run's figures."""
     result = subprocess.run(
@@ -141,6 +242,8 @@ def main() -> None:
     parser.add_argument("--as-of", default="2019-06-30")
     parser.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
     parser.add_argument("--repeat", type=int, default=1, help="runs of build and scans, in turn")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print where the build's CPU time goes (DuckDB)")  # fmt: skip
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -170,7 +273,9 @@ def main() -> None:
                     f" opening), scans {run['scan']:.2f} s / {run['files_scan']:.2f} s, ratio"
                     f" {run['seconds'] / run['scan']:.1f}, load average {run['load']:.1f}"
                 )
-    print_report(runs, args.engine)
+        print_report(runs, args.engine)
+        if args.profile and args.engine == "duckdb":
+            print_profile(warehouse, args.as_of, Path(tmp) / "profile")
 
 
 if __name__ == "__main__":
