@@ -5,7 +5,10 @@ trains both models with ``models.train.train_main`` in a child process, printing
 fit and total wall time, the peak RSS, and the out-of-time metrics.
 
     .venv/bin/python bench/train.py [--warehouse PATH --truth DIR] [--entities 1100000]
-                                    [--data-end 2020-12-31]
+                                    [--data-end 2020-12-31] [--predictions-out FILE]
+
+``--predictions-out`` writes the champion's OOT test PDs (``uscc``, ``pd``) as Parquet, for
+`bench/oracle_gap.py --predictions`.
 
 ``--data-end 2019-12-31`` moves the out-of-time test year from 2020 (the COVID shock, which
 no model trained on earlier years can foresee) to 2019.
@@ -35,10 +38,14 @@ marks = {}
 start = time.perf_counter()
 def progress(message):
     marks[message] = time.perf_counter() - start
+truth, predictions = sys.argv[3], sys.argv[4]
 with duckdb_tables(Path(sys.argv[1])) as (_, tables):
     result = train_main(tables, SnapshotPlan.for_data_ending(dt.date.fromisoformat(sys.argv[2])),
-                        truth=Path(sys.argv[3]) if len(sys.argv) > 3 else None,
-                        progress=progress)
+                        truth=Path(truth) if truth else None, progress=progress)
+if predictions:
+    import pandas as pd
+    pd.DataFrame({"uscc": result.test_uscc, "pd": result.test_pd["champion"]}).to_parquet(
+        predictions)
 total = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"total": total, "marks": marks, "peak_bytes": peak,
@@ -52,6 +59,7 @@ def main() -> None:
     parser.add_argument("--truth", type=Path)
     parser.add_argument("--entities", type=int, default=1_100_000)
     parser.add_argument("--data-end", default="2020-12-31", help="last day of the data")
+    parser.add_argument("--predictions-out", type=Path, help="write the champion's test PDs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wzcredit-bench-") as tmp:
         warehouse, truth = args.warehouse, args.truth
@@ -67,9 +75,9 @@ def main() -> None:
                     cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
                 )  # fmt: skip
         started = time.perf_counter()
-        command = [sys.executable, "-c", _CHILD, str(warehouse), args.data_end]
-        if truth is not None:
-            command.append(str(truth))
+        out = args.predictions_out.resolve() if args.predictions_out else ""
+        command = [sys.executable, "-c", _CHILD, str(warehouse), args.data_end,
+                   str(truth or ""), str(out)]  # fmt: skip
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
         report = json.loads(done.stdout.strip().splitlines()[-1])
     marks = report["marks"]

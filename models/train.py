@@ -95,6 +95,8 @@ class TrainingResult:
     test_labels: np.ndarray[Any, Any] | None = field(default=None, repr=False)
     test_pd: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict, repr=False)
     test_matrix: pd.DataFrame | None = field(default=None, repr=False)
+    #: the entity of each test row (the keys of ``test_pd``)
+    test_uscc: np.ndarray[Any, Any] | None = field(default=None, repr=False)
     #: per model: bins and shares of its training population, the reference of monitoring
     baselines: dict[str, StabilityBaseline] = field(default_factory=dict, repr=False)
 
@@ -165,6 +167,7 @@ def train_main(
         test_labels=y["test"],
         test_pd={name: model.predict_proba(x["test"])[:, 1] for name, model in models.items()},
         test_matrix=x["test"],
+        test_uscc=test["uscc"].to_numpy(),
         baselines=baselines,
     )
 
