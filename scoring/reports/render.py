@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import io
 import json
 import logging
@@ -39,6 +40,11 @@ CJK_FONTS = ("Noto Sans CJK SC", "Noto Serif CJK SC", "WenQuanYi Zen Hei", "SimH
 def cjk_font() -> str | None:
     """The CJK font charts will use, or None when the machine has none.
 
+    Matplotlib lists the system's fonts once and caches the list; a CJK font installed
+    after that (e.g. ``fonts-noto-cjk`` by a CI job on a machine where matplotlib had run)
+    is not in it. So when no CJK font is listed, the system's font files missing from the
+    list are registered first (`register_new_fonts`), once per process.
+
     Examples
     --------
     >>> cjk_font() is None or cjk_font() in CJK_FONTS
@@ -46,8 +52,38 @@ def cjk_font() -> str | None:
     """
     from matplotlib import font_manager  # noqa: PLC0415 - only when a chart is drawn
 
-    names = {f.name for f in font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FONTS if name in names), None)
+    def listed() -> str | None:
+        names = {f.name for f in font_manager.fontManager.ttflist}
+        return next((name for name in CJK_FONTS if name in names), None)
+
+    found = listed()
+    if found is None and register_new_fonts():
+        found = listed()
+    return found
+
+
+@functools.cache
+def register_new_fonts() -> int:
+    """Register the system font files matplotlib's cached font list lacks; how many.
+
+    Done once per process: the scan costs a few milliseconds per new file.
+    """
+    from matplotlib import font_manager  # noqa: PLC0415 - only when a chart is drawn
+
+    known = {Path(f.fname).resolve() for f in font_manager.fontManager.ttflist}
+    added = 0
+    for path in font_manager.findSystemFonts():
+        if Path(path).resolve() in known:
+            continue
+        try:
+            font_manager.fontManager.addfont(path)
+        except (OSError, RuntimeError, ValueError) as error:  # an unreadable font file
+            logger.debug("font %s not registered: %s", path, error)
+            continue
+        added += 1
+    if added:
+        logger.info("registered %d system font files missing from matplotlib's cache", added)
+    return added
 
 
 def chart(fig: Any, *, dpi: int = 130) -> Markup:
