@@ -228,16 +228,9 @@ def parts(ctx: ViewContext) -> tuple[ir.Table, ...]:
     return (loans.group_by("uscc").agg(**values),)
 
 
-#: price features that cannot be evaluated for some loans (the 温州指数 of the contract month
-#: not known yet, a lender exempt from the cap): with no loan that shows an excess, 0 — as
-#: for an entity with no registered loan, so that such a loan never looks worse than none
-PRICE_FEATURES = ("pl_rate_spread_max", "pl_rate_spread_mean", "pl_share_above_legal_cap")
-
-
 def columns(t: ir.Table) -> dict[str, ir.Value]:
     """The `FEATURES` (unfilled; flags 0/1) from a table holding the part's columns."""
     values = {"pl_has_registered_loan": t["_pl_loans"].notnull().ifelse(1, 0)}
-    values |= {name: t[name].fill_null(0.0) for name in PRICE_FEATURES}
     return {
         f.name: (values[f.name] if f.name in values else t[f.name]).cast(
             "int64" if f.kind == "flag" else "float64"
@@ -259,7 +252,16 @@ def build(ctx: ViewContext) -> ir.Table:
     ibis.Table
         ``uscc`` then the `FEATURES` in order; numeric features float64, flags int64.
         Entities with no known registered loan have no row (the view fills them with each
-        feature's ``fill``).
+        feature's ``fill``). A value that cannot be evaluated for an entity's loans (a price
+        whose 温州指数 is not known yet, a lender exempt from the cap) takes the same
+        ``fill``: no loan shows an excess, so such a loan never looks worse than none.
     """
     (t,) = parts(ctx)
-    return t.select("uscc", **columns(t))
+    values = columns(t)
+    return t.select(
+        "uscc",
+        **{
+            f.name: values[f.name] if f.fill is None else values[f.name].fill_null(f.fill)
+            for f in FEATURES
+        },
+    )
