@@ -98,21 +98,19 @@ def parquet_scan_seconds(warehouse: Path, folder: Path) -> float:
 
 
 _PROFILE = """
-import datetime as dt, json, sys, tempfile, time
+import datetime as dt, json, sys, time
 from pathlib import Path
 import ibis
-from features.view import entity
-from features.view.build import view_expression
+from features.view.build import view_query
 from features.view.context import ViewContext, load_policy
 from features.view.engine import duckdb_tables
 warehouse, as_of, out = Path(sys.argv[1]), dt.date.fromisoformat(sys.argv[2]), sys.argv[3]
 with duckdb_tables(warehouse) as (backend, tables):
     tables["lpr"].limit(1).to_pyarrow()
     start = time.perf_counter()
-    ctx = ViewContext(tables, as_of, load_policy())
-    expr = view_expression(ctx).mutate(_population=entity.population(ctx).count().as_scalar())
+    expr = view_query(ViewContext(tables, as_of, load_policy()))
     built = time.perf_counter()
-    sql = str(ibis.to_sql(expr.order_by("uscc"), dialect="duckdb"))
+    sql = str(ibis.to_sql(expr, dialect="duckdb"))
     compiled = time.perf_counter()
     con = backend.con
     con.execute("PRAGMA enable_profiling = 'json'")

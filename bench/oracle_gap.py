@@ -109,9 +109,9 @@ def main() -> None:
     started = time.perf_counter()
     world = build_world(GeneratorConfig(entities=args.entities, seed=args.seed))
     latent, timeline = world.latent, world.timeline
-    month = np.datetime64(args.month, "M")
-    j = int(np.flatnonzero(timeline.month(np.arange(timeline.n_months)).astype("datetime64[M]")
-                           == month)[0])  # fmt: skip
+    j = int(timeline.index_of(np.array([np.datetime64(args.month, "M")]))[0])
+    if not timeline.j_start <= j <= timeline.j_end - 11:
+        parser.error(f"--month {args.month}: its 12 months are not all in the generated data")
     accounts = build_accounts(world)
     print(f"world of {args.entities:,} entities built in {time.perf_counter() - started:.0f} s")
 
@@ -142,8 +142,8 @@ def main() -> None:
             no_alpha, before, rows, 5, hide=np.ones(rows.size, dtype=bool), strain=True
         ),
     }
-    frame = pd.DataFrame({"uscc": np.asarray(world.uscc.take(rows).to_pylist()), "y": label,
-                          **{k: v for k, v in variants.items()}})  # fmt: skip
+    uscc = np.asarray(world.uscc.take(rows).to_pylist())
+    frame = pd.DataFrame({"uscc": uscc, "y": label, **variants})
     model = None
     if args.predictions is not None:
         predictions = pd.read_parquet(args.predictions, columns=["uscc", "pd"])

@@ -91,6 +91,16 @@ def view_expression(ctx: ViewContext) -> ir.Table:
     return out.select("uscc", as_of=ctx.as_of_value, **fills)
 
 
+def view_query(ctx: ViewContext) -> ir.Table:
+    """What `build_view` runs: the view ordered by ``uscc``, with ``_population``.
+
+    ``_population`` is the population counted in the same query, independently of the
+    view's joins, for the cardinality check.
+    """
+    count = entity.population(ctx).count().as_scalar()
+    return view_expression(ctx).mutate(_population=count).order_by("uscc")
+
+
 @dataclass(frozen=True)
 class ViewResult:
     """A materialised view: its table, where it was written, and how it was built."""
@@ -174,10 +184,7 @@ def build_view(
     policy = policy or load_policy()
     ctx = ViewContext(tables, as_of, policy)
     started = time.perf_counter()
-    # the population is counted in the same query, independently of the view's joins
-    count = entity.population(ctx).count().as_scalar()
-    view = view_expression(ctx).mutate(_population=count)
-    table = view.order_by("uscc").to_pyarrow()
+    table = view_query(ctx).to_pyarrow()
     if table.num_rows:
         population = table["_population"][0].as_py()
     else:  # no row to carry the count
@@ -204,4 +211,4 @@ def build_view(
     return ViewResult(table, path, meta)
 
 
-__all__ = ["ViewCardinalityError", "ViewResult", "build_view", "feature_specs"]
+__all__ = ["ViewCardinalityError", "ViewResult", "build_view", "feature_specs", "view_query"]
