@@ -38,7 +38,15 @@ from features.catalog import Catalog, CatalogItem, load_catalog
 from features.errors import DeliveryConflictError, DeliveryError
 from features.files import file_sha256
 from features.validation import RowValidator, literal, quote, v_
-from features.warehouse import connect, delivery_ingested, ensure_schema, fetch_row
+from features.warehouse import (
+    assign_keys,
+    connect,
+    delivery_ingested,
+    ensure_schema,
+    fetch_row,
+    key_columns,
+    keyed_select,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -365,10 +373,13 @@ def _ingest_table(
     con.execute(f"INSERT INTO _rejected {_cross_row_sql(item)}")
 
     did = literal(delivery.delivery_id)
-    con.execute(
-        f"INSERT INTO main.{quote(item.table)} "
-        f"SELECT {', '.join(validator.values_sql())}, {did}, _row FROM _stage s WHERE {_ACCEPTED}"
+    keys = key_columns(item)
+    assign_keys(con, [f"SELECT DISTINCT {v_(c)} FROM _stage s WHERE {_ACCEPTED}" for c in keys])
+    accepted_rows = (
+        f"SELECT {', '.join(validator.values_sql())}, {did} AS _delivery_id, _row AS _source_row "
+        f"FROM _stage s WHERE {_ACCEPTED}"
     )
+    con.execute(f"INSERT INTO main.{quote(item.table)} {keyed_select(item, accepted_rows)}")
     original = ", ".join(f"{quote(c)} := d.{quote(c)}" for c in item.column_names)
     con.execute(
         f"""INSERT INTO quarantine

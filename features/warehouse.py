@@ -2,8 +2,16 @@
 
 Layout
 ------
-- one table per catalog item, with the catalog's typed columns plus the lineage columns
-  ``_delivery_id`` and ``_source_row`` (1-based data row in the delivered file);
+- one table per catalog item, with the catalog's typed columns, the lineage columns
+  ``_delivery_id`` and ``_source_row`` (1-based data row in the delivered file), and a
+  ``<column>_key`` (BIGINT) beside every identifier column (USCC, resident ID, subject ID);
+- ``subject_keys``: the surrogate key of every identifier ever ingested, one key space for
+  USCCs and resident IDs, so that an entity's own records (``uscc_key``) and those filed
+  under its code elsewhere (``subject_id_key``, ``borrower_id_key`` …) carry the same
+  integer. Keys are assigned at ingest, in identifier order within a delivery, and never
+  change; joins and aggregates on them (the view's) hash an integer instead of an 18-character
+  string. A warehouse written before keys existed gets them on its next write connection
+  (`ensure_schema`);
 - ``quarantine``: every refused row with its delivery, table, row number, the first failed
   ``field`` and ``rule``, every violation, and the original row as delivered (JSON text);
 - ``deliveries`` and ``delivery_tables``: the ledger of ingested deliveries and per-table
@@ -29,6 +37,9 @@ from features.validation import WAREHOUSE_TYPES, quote
 logger = logging.getLogger(__name__)
 
 LINEAGE_COLUMNS = {"_delivery_id": "VARCHAR", "_source_row": "BIGINT"}
+#: catalog column types that identify a subject (a market entity or a person)
+SUBJECT_TYPES = frozenset({"uscc", "resident_id", "subject_id"})
+KEYS_TABLE = "subject_keys"
 
 _LEDGER_DDL = (
     """CREATE TABLE IF NOT EXISTS deliveries (
@@ -51,6 +62,9 @@ _LEDGER_DDL = (
         quarantined BIGINT NOT NULL,
         repaired JSON NOT NULL,
         PRIMARY KEY (delivery_id, table_name))""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYS_TABLE} (
+        subject_id VARCHAR PRIMARY KEY,
+        subject_key BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS quarantine (
         delivery_id VARCHAR NOT NULL,
         table_name VARCHAR NOT NULL,
@@ -120,15 +134,93 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     return con
 
 
+def key_column(column: str) -> str:
+    """The surrogate-key column beside identifier column ``column``."""
+    return f"{column}_key"
+
+
+def key_columns(item: CatalogItem) -> dict[str, str]:
+    """``identifier column → its key column`` for every identifier column of ``item``."""
+    return {n: key_column(n) for n, s in item.columns.items() if s.type in SUBJECT_TYPES}
+
+
+def warehouse_columns(item: CatalogItem) -> list[tuple[str, str]]:
+    """``(name, type)`` of the warehouse table of ``item``, in order.
+
+    The catalog's columns, the lineage, then the keys (last, so that a warehouse from
+    before keys gets the same layout by ``ALTER TABLE … ADD COLUMN``).
+    """
+    columns = [(n, WAREHOUSE_TYPES[s.type]) for n, s in item.columns.items()]
+    columns += list(LINEAGE_COLUMNS.items())
+    clash = set(key_columns(item).values()) & {n for n, _ in columns}
+    if clash:
+        raise CatalogError(item.table, "key_column", f"columns named like keys: {sorted(clash)}")
+    return columns + [(k, "BIGINT") for k in key_columns(item).values()]
+
+
 def table_ddl(item: CatalogItem) -> str:
     """``CREATE TABLE`` for one catalog item in the warehouse."""
-    columns = [f"{quote(n)} {WAREHOUSE_TYPES[s.type]}" for n, s in item.columns.items()]
-    columns += [f"{quote(n)} {t} NOT NULL" for n, t in LINEAGE_COLUMNS.items()]
+    lineage = set(LINEAGE_COLUMNS)
+    columns = [
+        f"{quote(n)} {t}{' NOT NULL' if n in lineage else ''}" for n, t in warehouse_columns(item)
+    ]
     return f"CREATE TABLE IF NOT EXISTS {quote(item.table)} ({', '.join(columns)})"
 
 
+def assign_keys(con: duckdb.DuckDBPyConnection, identifiers: list[str]) -> int:
+    """Give every identifier selected by the queries ``identifiers`` a key; the new ones' count.
+
+    Each query selects one column of identifiers (NULLs and known ones are skipped). New
+    identifiers are numbered after the largest key, in identifier order, so that the same
+    deliveries in the same order give the same keys.
+    """
+    if not identifiers:
+        return 0
+    union = " UNION ".join(f"SELECT * FROM ({q})" for q in identifiers)
+    before = fetch_row(con, f"SELECT count(*) FROM {KEYS_TABLE}")
+    con.execute(
+        f"""INSERT INTO {KEYS_TABLE}
+        SELECT id, (SELECT coalesce(max(subject_key), 0) FROM {KEYS_TABLE})
+                   + row_number() OVER (ORDER BY id)
+        FROM ({union}) new (id)
+        WHERE id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM {KEYS_TABLE} k WHERE k.subject_id = new.id)"""
+    )
+    after = fetch_row(con, f"SELECT count(*) FROM {KEYS_TABLE}")
+    return int(after[0]) - int(before[0])  # type: ignore[index]
+
+
+def keyed_select(item: CatalogItem, rows: str) -> str:
+    """``SELECT`` of the rows of query ``rows`` (the table's columns) with their keys.
+
+    The keys must have been assigned (`assign_keys`); every identifier then finds its key.
+    """
+    keys = key_columns(item)
+    alias = {c: quote(f"_k_{c}") for c in keys}
+    joins = "".join(
+        f" LEFT JOIN {KEYS_TABLE} {alias[c]} ON {alias[c]}.subject_id = r.{quote(c)}" for c in keys
+    )
+    values = [f"r.{quote(n)}" for n in [*item.columns, *LINEAGE_COLUMNS]]
+    values += [f"{alias[c]}.subject_key" for c in keys]
+    return f"SELECT {', '.join(values)} FROM ({rows}) r{joins}"
+
+
+def _add_keys(con: duckdb.DuckDBPyConnection, item: CatalogItem) -> None:
+    """Add and fill the key columns of a table written before keys existed."""
+    keys = key_columns(item)
+    table = quote(item.table)
+    assign_keys(con, [f"SELECT DISTINCT {quote(c)} FROM {table}" for c in keys])
+    for column, key in keys.items():
+        con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(key)} BIGINT")
+        con.execute(
+            f"UPDATE {table} SET {quote(key)} = k.subject_key FROM {KEYS_TABLE} k "
+            f"WHERE k.subject_id = {table}.{quote(column)}"
+        )
+    logger.info("%s: added keys %s", item.table, ", ".join(keys.values()))
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
-    """Create missing tables; refuse a warehouse whose tables disagree with the catalog."""
+    """Create missing tables, add missing keys; refuse tables that disagree with the catalog."""
     for ddl in _LEDGER_DDL:
         con.execute(ddl)
     existing = {
@@ -141,23 +233,44 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
         if item.table not in existing:
             con.execute(table_ddl(item))
             continue
-        have = [
-            (name, dtype)
-            for name, dtype in con.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
-                [item.table],
-            ).fetchall()
-        ]
-        want = [(n, WAREHOUSE_TYPES[s.type]) for n, s in item.columns.items()]
-        want += list(LINEAGE_COLUMNS.items())
-        if have != want:
-            raise CatalogError(
-                item.table,
-                "warehouse_schema",
-                f"the warehouse table has columns {have}, the catalog expects {want}; "
-                "migrate the warehouse before ingesting with this catalog",
-            )
+        want = warehouse_columns(item)
+        have = _columns(con, item.table)
+        if have == want:
+            continue
+        if key_columns(item) and have == want[: -len(key_columns(item))]:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                _add_keys(con, item)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            continue
+        raise CatalogError(
+            item.table,
+            "warehouse_schema",
+            f"the warehouse table has columns {have}, the catalog expects {want}; "
+            "migrate the warehouse before ingesting with this catalog",
+        )
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    return [
+        (name, dtype)
+        for name, dtype in con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+    ]
+
+
+def keyed(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> bool:
+    """True if every table of ``catalog`` exists with its key columns (read-only check)."""
+    for item in catalog.items:
+        if [n for n, _ in _columns(con, item.table)] != [n for n, _ in warehouse_columns(item)]:
+            return False
+    return True
 
 
 def delivery_ingested(con: duckdb.DuckDBPyConnection, delivery_id: str) -> str | None:

@@ -44,7 +44,7 @@ def months_after(day: dt.date, months: int) -> dt.date:
 
 def default_events(ctx: ViewContext) -> ir.Table:
     """Every default event in the records: ``(uscc, default_on, kind)``, any date."""
-    accounts = ctx.table("pboc_accounts").select("account_id", "borrower_id")
+    accounts = ctx.table("pboc_accounts").select("account_id", "borrower_id_key")
     monthly = ctx.table("pboc_monthly")
     bad_months = monthly.filter(monthly.status.isin(list(DEFAULT_STATUSES)))
     pboc = bad_months.inner_join(accounts, "account_id")

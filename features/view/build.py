@@ -2,16 +2,17 @@
 
 Cardinality, stated and checked: the population (`entity.population`) has one row per
 entity; each source's `parts` (one aggregate per warehouse table) contribute at most one row
-per entity each, joined many-to-one on ``uscc`` (left joins: an entity absent from every part
-of a source gets the features' ``fill``). After the view is materialised, the row count must
-equal the population's, counted in the same query, and ``uscc`` must be unique, or
-`ViewCardinalityError` is raised and nothing is written.
+per entity each, joined many-to-one on the entity's key ``uscc_key`` (left joins: an entity
+absent from every part of a source gets the features' ``fill``). After the view is
+materialised, the row count must equal the population's, counted in the same query, and
+``uscc`` must be unique, or `ViewCardinalityError` is raised and nothing is written.
 
 Speed (issue 4): each part is computed once, its table aggregated with conditional
 aggregates (the large ones, month-end rows and inquiries, per account or subject before the
 entity mapping; a few selective re-reads remain where an aggregate needs other rows); the
 parts join the population in one flat chain of left joins; records are mapped onto the
-population's entities only.
+population's entities only; every mapping, aggregate and join is on the integer surrogate keys
+assigned at ingest (`features.warehouse`), never on the identifier strings.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import pyarrow.parquet as pq
 from features.catalog import load_catalog
 from features.errors import FeatureError
 from features.view import entity, government, pboc, private_lending
-from features.view.context import ViewContext, ViewPolicy, load_policy
+from features.view.context import ENTITY_KEY, ViewContext, ViewPolicy, load_policy
 from features.view.metadata import FeatureSpec
 
 logger = logging.getLogger(__name__)
@@ -72,13 +73,13 @@ def view_expression(ctx: ViewContext) -> ir.Table:
     # records map onto population entities only: the rest would be dropped by the joins
     among_population = ctx.among(entity.population(ctx))
     parts = [part for module in SOURCES for part in module.parts(among_population)]
-    names = [name for part in parts for name in part.columns if name != "uscc"]
+    names = [name for part in parts for name in part.columns if name != ENTITY_KEY]
     shared = {name for name in names if names.count(name) > 1} | (set(names) & set(out.columns))
     if shared:
         raise AssertionError(f"columns in more than one part: {sorted(shared)}")
     for number, part in enumerate(parts):
-        # one join chain: each part's key is kept as uscc_<number> rather than dropped
-        out = out.left_join(part, "uscc", rname=f"{{name}}_{number}")
+        # one join chain: each part's key is kept as uscc_key_<number> rather than dropped
+        out = out.left_join(part, ENTITY_KEY, rname=f"{{name}}_{number}")
     values: dict[str, ir.Value] = {spec.name: out[spec.name] for spec in entity.FEATURES}
     for module in SOURCES:
         values.update(module.columns(out))

@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict
 DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
 #: entity type whose owner's personal records are the business's own (个体工商户)
 OWNER_IS_ENTITY = "个体工商户"
+#: the entity's surrogate key (`features.warehouse`): what records are mapped to, grouped by
+#: and joined on in the view; ``uscc`` itself is only carried to the output
+ENTITY_KEY = "uscc_key"
 
 
 class InterestCap(BaseModel):
@@ -57,16 +60,17 @@ def load_policy(path: Path | None = None) -> ViewPolicy:
     return ViewPolicy.model_validate(raw)
 
 
-def merge_on_uscc(parts: Sequence[ir.Table]) -> ir.Table:
-    """Full outer join of per-entity tables (each one row per ``uscc``) into one such table.
+def merge_on_entity(parts: Sequence[ir.Table]) -> ir.Table:
+    """Full outer join of per-entity tables (each one row per `ENTITY_KEY`) into one such table.
 
     Each part is referenced once, so an engine computes it once; an entity missing from a
     part gets NULL in that part's columns.
     """
     out = parts[0]
+    right = f"{ENTITY_KEY}_right"
     for part in parts[1:]:
-        out = out.outer_join(part, out.uscc == part.uscc)
-        out = out.mutate(uscc=ibis.coalesce(out.uscc, out.uscc_right)).drop("uscc_right")
+        out = out.outer_join(part, out[ENTITY_KEY] == part[ENTITY_KEY])
+        out = out.mutate(**{ENTITY_KEY: ibis.coalesce(out[ENTITY_KEY], out[right])}).drop(right)
     return out
 
 
@@ -152,29 +156,39 @@ class ViewContext:
 
     @cached_property
     def subjects(self) -> ir.Table:
-        """``subject_id → uscc``: every entity's own code, and each 个体工商户 owner's ID.
+        """``subject_key → uscc_key, uscc``: every entity's own code, each 个体工商户 owner's ID.
 
         Records filed under an individual business owner's resident ID (PBOC loans, court
         listings, private loans) are that business's records: its owner is liable for it.
+        Keys, not codes, are matched (`features.warehouse`: one key per identifier).
         """
         entities = self.table("entities")
-        own = entities.select(subject_id=entities.uscc, uscc=entities.uscc)
+        own = entities.select(
+            subject_key=entities.uscc_key, uscc_key=entities.uscc_key, uscc=entities.uscc
+        )
         owners = entities.filter(entities.entity_type == OWNER_IS_ENTITY).select(
-            subject_id=entities.legal_rep_id, uscc=entities.uscc
+            subject_key=entities.legal_rep_id_key, uscc_key=entities.uscc_key, uscc=entities.uscc
         )
         # the halves cannot overlap (USCCs vs resident IDs, each unique in its table), so a
         # plain UNION ALL gives the same rows without hashing them all
         return own.union(owners)
 
     def by_entity(self, table: ir.Table, subject_column: str) -> ir.Table:
-        """``table`` with a ``uscc`` column, mapping its subject through `subjects`.
+        """``table`` with the entity's ``uscc_key`` and ``uscc``, mapping its subject.
 
-        Rows whose subject is no entity (e.g. an enterprise's legal representative as a
-        private person) are dropped; a subject that owns several businesses counts for each.
+        The subject is matched by its key, ``<subject_column>_key``. Rows whose subject is
+        no entity (e.g. an enterprise's legal representative as a private person) are
+        dropped; a subject that owns several businesses counts for each.
         """
-        subjects = self.subjects.rename(_subject="subject_id")
-        joined = table.inner_join(subjects, table[subject_column] == subjects._subject)
+        subjects = self.subjects.rename(_subject="subject_key")
+        joined = table.inner_join(subjects, table[f"{subject_column}_key"] == subjects._subject)
         return joined.drop("_subject")
+
+    def with_uscc(self, table: ir.Table) -> ir.Table:
+        """A per-entity ``table`` (keyed by `ENTITY_KEY`) with ``uscc`` first, key dropped."""
+        entities = self.table("entities").select(ENTITY_KEY, "uscc")
+        joined = table.inner_join(entities, ENTITY_KEY)
+        return joined.select("uscc", *[c for c in table.columns if c != ENTITY_KEY])
 
     @cached_property
     def hidden_records(self) -> ir.Table:

@@ -23,7 +23,7 @@ import ibis.expr.types as ir
 
 from features.catalog import Catalog, load_catalog
 from features.validation import quote
-from features.warehouse import connect, ensure_schema
+from features.warehouse import connect, ensure_schema, keyed
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +43,11 @@ def _table_names(catalog: Catalog) -> tuple[str, ...]:
 
 
 def _prepare(warehouse: Path, catalog: Catalog) -> None:
-    """Make sure every table the view reads exists (empty for an undelivered item).
+    """Make sure every table the view reads exists (empty for an undelivered item), keyed.
 
     Checked read-only first, so that a complete warehouse is never opened for writing (and a
-    reader never contends for the write lock); only a warehouse missing tables is upgraded.
+    reader never contends for the write lock); only a warehouse missing tables or the
+    surrogate keys (one written before them) is upgraded.
     """
     if warehouse.exists():
         con = duckdb.connect(str(warehouse), read_only=True)
@@ -57,10 +58,10 @@ def _prepare(warehouse: Path, catalog: Catalog) -> None:
                     "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
                 ).fetchall()
             }
+            if set(_table_names(catalog)) <= present and keyed(con, catalog):
+                return
         finally:
             con.close()
-        if set(_table_names(catalog)) <= present:
-            return
     con = connect(warehouse)
     try:
         ensure_schema(con, catalog)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
-from features.view.context import ViewContext
+from features.view.context import ENTITY_KEY, ViewContext
 from features.view.metadata import FeatureSpec, Source, flag
 
 S: Source = "entity"
@@ -35,12 +35,13 @@ def population(ctx: ViewContext) -> ir.Table:
 
 
 def build(ctx: ViewContext) -> ir.Table:
-    """One row per entity in the population, with its registry features."""
+    """One row per entity in the population: ``uscc``, its key, its registry features."""
     e = population(ctx)
-    persons = ctx.table("persons").select("resident_id", "birth_date")
-    e = e.left_join(persons, e.legal_rep_id == persons.resident_id)
+    persons = ctx.table("persons").select("resident_id_key", "birth_date")
+    e = e.left_join(persons, e.legal_rep_id_key == persons.resident_id_key)
     return e.select(
         "uscc",
+        ENTITY_KEY,
         entity_age_months=ctx.months_since(e.registered_on),
         entity_type=e.entity_type,
         industry=e.industry,

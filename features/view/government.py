@@ -18,7 +18,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from features.view.context import ViewContext, merge_on_uscc, months_before
+from features.view.context import ENTITY_KEY, ViewContext, merge_on_entity, months_before
 from features.view.metadata import FeatureSpec, Source, counted, flag
 
 S: Source = "government"
@@ -97,7 +97,7 @@ def _penalties(ctx: ViewContext) -> ir.Table:
         negative &= p.procedure != "简易"
     p = p.filter(negative)
     in_36 = ctx.within_months(p.decided_on, 36)
-    return p.group_by("uscc").agg(
+    return p.group_by(ENTITY_KEY).agg(
         **_rows(p, "penalties"),
         gov_penalties_12m=p.count(where=ctx.within_months(p.decided_on, 12)),
         gov_penalties_36m=p.count(where=in_36),
@@ -113,7 +113,7 @@ def _penalties(ctx: ViewContext) -> ir.Table:
 def _licences(ctx: ViewContext) -> ir.Table:
     lic = ctx.table("admin_licenses")
     lic = lic.filter(ctx.known(lic.published_on))
-    return lic.group_by("uscc").agg(
+    return lic.group_by(ENTITY_KEY).agg(
         **_rows(lic, "licences"),
         gov_licences_12m=lic.count(where=ctx.within_months(lic.decided_on, 12)),
         gov_licences_36m=lic.count(where=ctx.within_months(lic.decided_on, 36)),
@@ -138,7 +138,7 @@ def _listings(
     """
     retention = ctx.policy.negative_retention_months
     lst = ctx.marking_hidden(table, key)
-    lst = ctx.by_entity(lst, "subject_id") if "uscc" not in lst.columns else lst
+    lst = ctx.by_entity(lst, "subject_id") if ENTITY_KEY not in lst.columns else lst
     lst = lst.filter(ctx.within_months(lst.listed_on, max(retention, recent_months or 0)))
     listed = lst._hidden.isnull() & ctx.within_months(lst.listed_on, retention)
     active = ctx.active(lst.listed_on, lst.removed_on)
@@ -151,7 +151,7 @@ def _listings(
     if recent_months is not None:
         recent = ctx.within_months(lst.listed_on, recent_months)
         metrics[f"{prefix}_{recent_months}m"] = lst.count(where=recent & lst._hidden.isnull())
-    part = lst.group_by("uscc").agg(**metrics)
+    part = lst.group_by(ENTITY_KEY).agg(**metrics)
     # a row only for listings that are not effective (or only recent) is not on the list
     listed_entity = ibis.ifelse(part[f"{prefix}_5y"] > 0, 1, ibis.null("int64"))
     return part.mutate(**{f"{MARKER}{prefix}": listed_entity})
@@ -160,12 +160,12 @@ def _listings(
 def _tax(ctx: ViewContext) -> ir.Table:
     tax = ctx.table("tax_credit")  # objections to tax grades go to the tax bureau itself
     tax = tax.filter(ctx.known(tax.evaluated_on))
-    years = tax.select("uscc", "year")  # not the filtered rows again: no shared subquery
-    latest_year = years.group_by("uscc").agg(_latest=years.year.max())
-    t = tax.inner_join(latest_year, "uscc")
+    years = tax.select(ENTITY_KEY, "year")  # not the filtered rows again: no shared subquery
+    latest_year = years.group_by(ENTITY_KEY).agg(_latest=years.year.max())
+    t = tax.inner_join(latest_year, ENTITY_KEY)
     ordinal = ibis.cases(*[(t.grade == g, v) for g, v in TAX_GRADE_ORDINAL.items()])
     latest = t.year == t._latest  # (uscc, year) is the table's key: one row
-    return t.group_by("uscc").agg(
+    return t.group_by(ENTITY_KEY).agg(
         **_rows(t, "tax"),
         gov_tax_grade=t.grade.max(where=latest),
         tax_ordinal=ordinal.max(where=latest),
@@ -178,7 +178,7 @@ def _arrears(ctx: ViewContext) -> ir.Table:
     si = ctx.table("social_insurance_arrears")
     si = si.filter(ctx.known(si.reported_on) & (si.month < ctx.as_of_value))
     last12 = ctx.within_months(si.month, 12)
-    return si.group_by("uscc").agg(
+    return si.group_by(ENTITY_KEY).agg(
         **_rows(si, "arrears"),
         gov_si_arrears_months_12m=si.count(where=last12),
         gov_si_arrears_amount_12m=si.amount_owed.sum(where=last12),
@@ -191,7 +191,7 @@ def _commitments(ctx: ViewContext) -> ir.Table:
     c = c.filter(ctx.known(c.signed_on) & ctx.known(c.due_on) & ctx.within_months(c.due_on, 36))
     kept = c.count(where=c.fulfilled == "已履行")
     broken = c.count(where=c.fulfilled == "未履行")
-    return c.group_by("uscc").agg(
+    return c.group_by(ENTITY_KEY).agg(
         **_rows(c, "commitments"),
         gov_commitments_kept_36m=kept,
         gov_commitments_broken_36m=broken,
@@ -202,7 +202,7 @@ def _commitments(ctx: ViewContext) -> ir.Table:
 def _red_list(ctx: ViewContext) -> ir.Table:
     red = ctx.table("red_list")
     red = red.filter(ctx.within_months(red.listed_on, 60))
-    return red.group_by("uscc").agg(
+    return red.group_by(ENTITY_KEY).agg(
         **_rows(red, "red_list"),
         gov_red_listed=ctx.active(red.listed_on, red.expires_on).cast("int64").max(),
         gov_red_list_honours_5y=red.count(),
@@ -266,6 +266,6 @@ def columns(t: ir.Table) -> dict[str, ir.Value]:
 
 def build(ctx: ViewContext) -> ir.Table:
     """One row per entity with any government record known before ``ctx.as_of``."""
-    t = merge_on_uscc(parts(ctx))
-    t = t.select("uscc", **columns(t))
-    return t.filter(t.gov_has_record == 1)
+    t = merge_on_entity(parts(ctx))
+    t = t.select(ENTITY_KEY, **columns(t))
+    return ctx.with_uscc(t.filter(t.gov_has_record == 1))

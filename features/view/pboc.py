@@ -34,7 +34,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from features.view.context import ViewContext, merge_on_uscc, months_before
+from features.view.context import ENTITY_KEY, ViewContext, merge_on_entity, months_before
 from features.view.metadata import Direction, FeatureSpec, counted, flag
 
 #: repayment-status symbol → severity ordinal; every other symbol is 0
@@ -245,7 +245,7 @@ def _account_features(ctx: ViewContext, months: ir.Table) -> ir.Table:
     def balance_where(condition: ir.BooleanValue) -> ir.FloatingScalar:
         return condition.ifelse(a.latest_balance, 0.0).sum(where=latest)
 
-    summary = a.group_by("uscc").agg(
+    summary = a.group_by(ENTITY_KEY).agg(
         pboc_accounts_ever=a.count(),  # account_id is the key: one row per account
         pboc_accounts_open=_ones(a.is_open).sum(),
         first_opened=a.opened_on.min(),
@@ -266,17 +266,17 @@ def _account_features(ctx: ViewContext, months: ir.Table) -> ir.Table:
     )
     start = _date(months_before(ctx.as_of_month, HISTORY_MONTHS))
     late = months.filter((months.month >= start) & months.status.isin(DELINQUENT))
-    late = late.inner_join(known_accounts(ctx).select("account_id", "borrower_id"), "account_id")
-    late = ctx.by_entity(late, "borrower_id")
+    owners = known_accounts(ctx).select("account_id", "borrower_id_key")
+    late = ctx.by_entity(late.inner_join(owners, "account_id"), "borrower_id")
     # distinct months per entity, counted on its (entity, month) groups
-    months_late = late.group_by("uscc", "month").agg(
+    months_late = late.group_by(ENTITY_KEY, "month").agg(
         sixty_plus=_ones(late.status.isin(SIXTY_PLUS)).max()
     )
-    counts = months_late.group_by("uscc").agg(
+    counts = months_late.group_by(ENTITY_KEY).agg(
         pboc_delinquent_months_24m=months_late.count(),
         pboc_60dpd_months_24m=months_late.sixty_plus.sum(),
     )
-    summary = summary.left_join(counts, "uscc").drop("uscc_right")
+    summary = summary.left_join(counts, ENTITY_KEY).drop(f"{ENTITY_KEY}_right")
     as_of_index = ctx.as_of_month.year * 12 + ctx.as_of_month.month
     return summary.mutate(
         pboc_months_since_first_account=ctx.months_since(summary.first_opened),
@@ -308,17 +308,17 @@ def _inquiry_features(ctx: ViewContext) -> ir.Table:
     windows = {f"inq_preloan_{m}m": pre & within(m) for m in (1, 3, 6, 12)}
     windows["inq_postloan_12m"] = q.reason.isin(POST_LOAN) & within(12)
     windows["inq_judicial_12m"] = q.reason.isin(JUDICIAL) & within(12)
-    by_subject = q.group_by("subject_id").agg(
+    by_subject = q.group_by("subject_id_key").agg(
         **{name: _ones(condition).sum() for name, condition in windows.items()}
     )
     s = ctx.by_entity(by_subject, "subject_id")
-    counts = s.group_by("uscc").agg(**{name: s[name].sum() for name in windows})
-    recent = q.filter(pre & within(6)).select("subject_id", "institution_id")
+    counts = s.group_by(ENTITY_KEY).agg(**{name: s[name].sum() for name in windows})
+    recent = q.filter(pre & within(6)).select("subject_id_key", "institution_id")
     recent = ctx.by_entity(recent, "subject_id")
-    institutions = recent.group_by("uscc").agg(
+    institutions = recent.group_by(ENTITY_KEY).agg(
         inq_preloan_institutions_6m=recent.institution_id.nunique()
     )
-    counts = counts.left_join(institutions, "uscc").drop("uscc_right")
+    counts = counts.left_join(institutions, ENTITY_KEY).drop(f"{ENTITY_KEY}_right")
     return counts.mutate(_pboc_inquiries=ibis.literal(1))
 
 
@@ -338,14 +338,14 @@ def _guarantee_features(ctx: ViewContext, months: ir.Table) -> ir.Table:
     )
     g = g.left_join(known_snapshot, "_delivery_id").drop("_delivery_id_right")
     bad = months.filter(_five_class(months.five_class) >= SUBSTANDARD)  # all a guarantor needs
-    bad = bad.inner_join(known_accounts(ctx).select("account_id", "borrower_id"), "account_id")
-    bad = bad.group_by("borrower_id").agg(last_bad=bad.month.max())
-    g = g.left_join(bad, "borrower_id").drop("borrower_id_right")
+    bad = bad.inner_join(known_accounts(ctx).select("account_id", "borrower_id_key"), "account_id")
+    bad = bad.group_by("borrower_id_key").agg(last_bad=bad.month.max())
+    g = g.left_join(bad, "borrower_id_key").drop("borrower_id_key_right")
     active = ctx.active(g.started_on, g.ended_on) & (g.liability_type != CO_BORROWER)
     substandard = (
         g.last_bad.notnull() & (_month_index(g.last_bad) >= _month_index(g.started_on))
     ) | (g.snapshot_known.notnull() & (_five_class(g.five_class) >= SUBSTANDARD))
-    return g.group_by("uscc").agg(
+    return g.group_by(ENTITY_KEY).agg(
         _pboc_guarantees=g.count(),  # the part's marker: non-null on each of its rows
         pboc_guarantees_active=g.count(where=active),  # guarantee_id is the key
         pboc_guarantee_amount_active=g.amount.sum(where=active),
@@ -397,10 +397,10 @@ def build(ctx: ViewContext) -> ir.Table:
         Counts and amounts are 0 for an entity with a file but no such record; ratios,
         "months since" and worst-grade features stay missing without data.
     """
-    t = merge_on_uscc(parts(ctx))
+    t = merge_on_entity(parts(ctx))
     values = columns(t)
-    return t.select(
-        "uscc",
+    t = t.select(
+        ENTITY_KEY,
         **{
             spec.name: values[spec.name]
             if spec.fill is None
@@ -408,3 +408,4 @@ def build(ctx: ViewContext) -> ir.Table:
             for spec in FEATURES
         },
     )
+    return ctx.with_uscc(t)

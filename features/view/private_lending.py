@@ -54,7 +54,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from features.view.context import ViewContext, months_before
+from features.view.context import ENTITY_KEY, ViewContext, months_before
 from features.view.metadata import Direction, FeatureSpec, Source, counted, flag
 
 SOURCE: Source = "private_lending"
@@ -225,7 +225,7 @@ def parts(ctx: ViewContext) -> tuple[ir.Table, ...]:
         "pl_share_registered_late": _share(loans.registered_late),
     }
     values["_pl_loans"] = loans.count()  # the part's marker: non-null on each of its rows
-    return (loans.group_by("uscc").agg(**values),)
+    return (loans.group_by(ENTITY_KEY).agg(**values),)
 
 
 def columns(t: ir.Table) -> dict[str, ir.Value]:
@@ -258,10 +258,11 @@ def build(ctx: ViewContext) -> ir.Table:
     """
     (t,) = parts(ctx)
     values = columns(t)
-    return t.select(
-        "uscc",
+    t = t.select(
+        ENTITY_KEY,
         **{
             f.name: values[f.name] if f.fill is None else values[f.name].fill_null(f.fill)
             for f in FEATURES
         },
     )
+    return ctx.with_uscc(t)

@@ -20,23 +20,24 @@ from features.catalog import load_catalog
 from features.errors import DeliveryConflictError, DeliveryError
 from features.identifiers import make_uscc
 from features.ingest import ingest_delivery
-from features.warehouse import connect, ensure_schema, row_counts
+from features.warehouse import KEYS_TABLE, connect, ensure_schema, row_counts
 from tests.features.conftest import base_tables, entity, penalty, person
 
 MakeDelivery = Callable[..., Path]
 
 
 def snapshot(warehouse: Path) -> dict[str, Any]:
-    """Everything a reader could see: row counts and the ledger."""
+    """Everything a reader could see: row counts, the ledger and the surrogate keys."""
     if not warehouse.exists():
         return {}
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         counts = row_counts(con, load_catalog())
         ledger = con.execute("SELECT * FROM deliveries ORDER BY delivery_id").fetchall()
+        keys = con.execute(f"SELECT * FROM {KEYS_TABLE} ORDER BY ALL").fetchall()
     finally:
         con.close()
-    return {"counts": counts, "ledger": ledger}
+    return {"counts": counts, "ledger": ledger, "keys": keys}
 
 
 def quarantine(warehouse: Path) -> list[tuple[Any, ...]]:

@@ -1,0 +1,123 @@
+"""Surrogate keys: one integer per identifier, the same in every table, stable across deliveries.
+
+(A delivery that fails part-way assigns no key: `tests/features/test_ingest.py` compares the
+keys table before and after, with the rest of the warehouse.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+from features.catalog import load_catalog
+from features.identifiers import make_uscc
+from features.ingest import ingest_delivery
+from features.view import build_view
+from features.view.engine import duckdb_tables
+from features.warehouse import KEYS_TABLE, connect, ensure_schema, key_columns
+from tests.features.conftest import base_tables, penalty
+
+MakeDelivery = Callable[..., Path]
+
+
+def keys_of(warehouse: Path) -> dict[str, int]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return dict(con.execute(f"SELECT subject_id, subject_key FROM {KEYS_TABLE}").fetchall())
+    finally:
+        con.close()
+
+
+def keyed_values(warehouse: Path) -> dict[tuple[str, str], list[tuple[str, int | None]]]:
+    """``(table, column) → [(identifier, its key column's value)]`` for every keyed column."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return {
+            (item.table, column): con.execute(
+                f'SELECT "{column}", "{key}" FROM "{item.table}" ORDER BY ALL'
+            ).fetchall()
+            for item in load_catalog().items
+            for column, key in key_columns(item).items()
+        }
+    finally:
+        con.close()
+
+
+def assert_keyed(warehouse: Path) -> dict[str, int]:
+    """Every identifier in the warehouse carries its own key; the keys are distinct."""
+    keys = keys_of(warehouse)
+    assert len(set(keys.values())) == len(keys)
+    seen = 0
+    for (table, column), rows in keyed_values(warehouse).items():
+        for identifier, key in rows:
+            if identifier is None:
+                assert key is None, (table, column)
+            else:
+                assert key == keys[identifier], (table, column, identifier)
+                seen += 1
+    assert seen
+    return keys
+
+
+def test_every_identifier_has_one_key_in_every_table(
+    make_delivery: MakeDelivery, warehouse: Path
+) -> None:
+    tables = base_tables()
+    # an entity's penalty is filed under its USCC: the penalty's uscc_key is the entity's
+    ingest_delivery(make_delivery(tables), warehouse)
+    keys = assert_keyed(warehouse)
+    identifiers = {p["resident_id"] for p in tables["persons"]}
+    identifiers |= {e["uscc"] for e in tables["entities"]}
+    assert set(keys) == identifiers
+    assert sorted(keys.values()) == list(range(1, len(identifiers) + 1))
+
+
+def test_keys_are_stable_and_new_identifiers_numbered_after(
+    make_delivery: MakeDelivery, warehouse: Path
+) -> None:
+    first = base_tables()
+    ingest_delivery(make_delivery(first, delivery_id="first"), warehouse)
+    before = keys_of(warehouse)
+    stranger = make_uscc("9", "1", "330302", "MA999999")
+    later = base_tables(8)  # persons and entities 1–6 again (duplicates), 7 and 8 new
+    later["admin_penalties"] = [penalty(200, stranger)]  # an orphan: quarantined, no key
+    outcome = ingest_delivery(make_delivery(later, delivery_id="later"), warehouse)
+    assert outcome.tables["entities"].accepted == 2
+    assert outcome.tables["admin_penalties"].rules == {"orphan": 1}
+    after = assert_keyed(warehouse)
+    assert {k: after[k] for k in before} == before
+    new = set(after) - set(before)
+    assert new == {later["persons"][i]["resident_id"] for i in (6, 7)} | {
+        later["entities"][i]["uscc"] for i in (6, 7)
+    }
+    assert min(after[k] for k in new) > max(before.values())
+    assert stranger not in after
+
+
+def test_a_warehouse_from_before_keys_gets_them_and_builds_the_view(
+    make_delivery: MakeDelivery, warehouse: Path
+) -> None:
+    ingest_delivery(make_delivery(base_tables()), warehouse)
+    expected = keyed_values(warehouse)
+    # the same warehouse as written before keys existed: no key columns, no keys table
+    con = duckdb.connect(str(warehouse))
+    for item in load_catalog().items:
+        for key in key_columns(item).values():
+            con.execute(f'ALTER TABLE "{item.table}" DROP COLUMN "{key}"')
+    con.execute(f"DROP TABLE {KEYS_TABLE}")
+    con.close()
+    with duckdb_tables(warehouse) as (_, tables):  # a reader upgrades it once
+        view = build_view(tables, dt.date(2020, 1, 1)).table
+    assert view.num_rows == 6
+    assert view["gov_penalties_36m"].to_pylist() == [1.0] * 6
+    assert_keyed(warehouse)
+    assert keyed_values(warehouse) == expected  # keys in identifier order, as at ingest
+    con = connect(warehouse)
+    try:
+        ensure_schema(con, load_catalog())  # now a no-op
+    finally:
+        con.close()
+    assert keyed_values(warehouse) == expected
