@@ -62,8 +62,10 @@ _LEDGER_DDL = (
         quarantined BIGINT NOT NULL,
         repaired JSON NOT NULL,
         PRIMARY KEY (delivery_id, table_name))""",
+    # no index: `assign_keys` adds only identifiers not yet there, inside the one writer's
+    # transaction, so both columns stay unique (an index cost 0.7 s per 1M new identifiers)
     f"""CREATE TABLE IF NOT EXISTS {KEYS_TABLE} (
-        subject_id VARCHAR PRIMARY KEY,
+        subject_id VARCHAR NOT NULL,
         subject_key BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS quarantine (
         delivery_id VARCHAR NOT NULL,

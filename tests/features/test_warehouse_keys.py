@@ -26,9 +26,12 @@ MakeDelivery = Callable[..., Path]
 def keys_of(warehouse: Path) -> dict[str, int]:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        return dict(con.execute(f"SELECT subject_id, subject_key FROM {KEYS_TABLE}").fetchall())
+        rows = con.execute(f"SELECT subject_id, subject_key FROM {KEYS_TABLE}").fetchall()
     finally:
         con.close()
+    keys = dict(rows)
+    assert len(keys) == len(rows)  # each identifier once
+    return keys
 
 
 def keyed_values(warehouse: Path) -> dict[tuple[str, str], list[tuple[str, int | None]]]:
