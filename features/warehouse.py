@@ -196,6 +196,8 @@ def keyed_select(item: CatalogItem, rows: str) -> str:
     """``SELECT`` of the rows of query ``rows`` (the table's columns) with their keys.
 
     The keys must have been assigned (`assign_keys`); every identifier then finds its key.
+    Rows keep the order they were delivered in (``_source_row``): the lookup would otherwise
+    store them in whatever order its hash join produced them.
     """
     keys = key_columns(item)
     alias = {c: quote(f"_k_{c}") for c in keys}
@@ -204,7 +206,7 @@ def keyed_select(item: CatalogItem, rows: str) -> str:
     )
     values = [f"r.{quote(n)}" for n in [*item.columns, *LINEAGE_COLUMNS]]
     values += [f"{alias[c]}.subject_key" for c in keys]
-    return f"SELECT {', '.join(values)} FROM ({rows}) r{joins}"
+    return f"SELECT {', '.join(values)} FROM ({rows}) r{joins} ORDER BY r._source_row"
 
 
 def _add_keys(con: duckdb.DuckDBPyConnection, item: CatalogItem) -> None:

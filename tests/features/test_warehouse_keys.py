@@ -15,9 +15,17 @@ import duckdb
 from features.catalog import load_catalog
 from features.identifiers import make_uscc
 from features.ingest import ingest_delivery
+from features.validation import WAREHOUSE_TYPES, quote
 from features.view import build_view
 from features.view.engine import duckdb_tables
-from features.warehouse import KEYS_TABLE, connect, ensure_schema, key_columns
+from features.warehouse import (
+    KEYS_TABLE,
+    assign_keys,
+    connect,
+    ensure_schema,
+    key_columns,
+    keyed_select,
+)
 from tests.features.conftest import base_tables, penalty
 
 MakeDelivery = Callable[..., Path]
@@ -124,3 +132,36 @@ def test_a_warehouse_from_before_keys_gets_them_and_builds_the_view(
     finally:
         con.close()
     assert keyed_values(warehouse) == expected
+
+
+def test_rows_are_stored_in_delivered_order() -> None:
+    """Looking keys up does not reorder a table: rows stay as delivered (``_source_row``).
+
+    300,000 rows delivered against identifier order, enough for DuckDB to run the key
+    lookup on both threads and build its hash table on either side.
+    """
+    catalog = load_catalog()
+    item = catalog.item("pboc_inquiries")
+    con = connect(":memory:")
+    try:
+        ensure_schema(con, catalog)
+        columns = [
+            "printf('S%07d', 300000 - i) AS subject_id"
+            if name == "subject_id"
+            else f"NULL::{WAREHOUSE_TYPES[spec.type]} AS {quote(name)}"
+            for name, spec in item.columns.items()
+        ]
+        con.execute(
+            f"CREATE TEMP TABLE delivered AS SELECT {', '.join(columns)}, "
+            "'d' AS _delivery_id, i AS _source_row FROM range(300000) r(i)"
+        )
+        assert assign_keys(con, ["SELECT subject_id FROM delivered"]) == 300_000
+        con.execute(f"INSERT INTO pboc_inquiries {keyed_select(item, 'SELECT * FROM delivered')}")
+        stored = [r[0] for r in con.execute("SELECT _source_row FROM pboc_inquiries").fetchall()]
+        assert stored == list(range(300_000))
+        assert con.execute(
+            "SELECT count(*) FROM pboc_inquiries q JOIN subject_keys k "
+            "ON k.subject_id = q.subject_id AND k.subject_key = q.subject_id_key"
+        ).fetchall() == [(300_000,)]
+    finally:
+        con.close()
