@@ -227,18 +227,13 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
     """Create missing tables, add missing keys; refuse tables that disagree with the catalog."""
     for ddl in _LEDGER_DDL:
         con.execute(ddl)
-    existing = {
-        row[0]
-        for row in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-        ).fetchall()
-    }
+    layout = _layout(con)
     for item in catalog.items:
-        if item.table not in existing:
+        if item.table not in layout:
             con.execute(table_ddl(item))
             continue
         want = warehouse_columns(item)
-        have = _columns(con, item.table)
+        have = layout[item.table]
         if have == want:
             continue
         if key_columns(item) and have == want[: -len(key_columns(item))]:
@@ -258,23 +253,25 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
         )
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
-    return [
-        (name, dtype)
-        for name, dtype in con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
-            [table],
-        ).fetchall()
-    ]
+def _layout(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
+    """``table → [(column, type), …]`` of every table in the warehouse, in one query."""
+    layout: dict[str, list[tuple[str, str]]] = {}
+    for table, name, dtype in con.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = current_database() AND table_schema = 'main' "
+        "ORDER BY table_name, ordinal_position"
+    ).fetchall():
+        layout.setdefault(table, []).append((name, dtype))
+    return layout
 
 
 def keyed(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> bool:
     """True if every table of ``catalog`` exists with its key columns (read-only check)."""
-    for item in catalog.items:
-        if [n for n, _ in _columns(con, item.table)] != [n for n, _ in warehouse_columns(item)]:
-            return False
-    return True
+    layout = _layout(con)
+    return all(
+        [n for n, _ in layout.get(item.table, [])] == [n for n, _ in warehouse_columns(item)]
+        for item in catalog.items
+    )
 
 
 def delivery_ingested(con: duckdb.DuckDBPyConnection, delivery_id: str) -> str | None:

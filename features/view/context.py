@@ -20,12 +20,14 @@ import ibis.expr.types as ir
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from features.warehouse import key_column
+
 DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
 #: entity type whose owner's personal records are the business's own (个体工商户)
 OWNER_IS_ENTITY = "个体工商户"
 #: the entity's surrogate key (`features.warehouse`): what records are mapped to, grouped by
 #: and joined on in the view; ``uscc`` itself is only carried to the output
-ENTITY_KEY = "uscc_key"
+ENTITY_KEY = key_column("uscc")
 
 
 class InterestCap(BaseModel):
@@ -181,7 +183,7 @@ class ViewContext:
         dropped; a subject that owns several businesses counts for each.
         """
         subjects = self.subjects.rename(_subject="subject_key")
-        joined = table.inner_join(subjects, table[f"{subject_column}_key"] == subjects._subject)
+        joined = table.inner_join(subjects, table[key_column(subject_column)] == subjects._subject)
         return joined.drop("_subject")
 
     def with_uscc(self, table: ir.Table) -> ir.Table:
