@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -53,34 +54,51 @@ warehouse, as_of, engine = Path(sys.argv[1]), dt.date.fromisoformat(sys.argv[2])
 opening = time.perf_counter()
 def build(tables, **kwargs):
     tables["lpr"].limit(1).to_pyarrow()  # one-time imports of the result path (pandas ...)
-    start = time.perf_counter()
-    return build_view(tables, as_of, **kwargs), start, time.perf_counter()
+    before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    result = build_view(tables, as_of, **kwargs)
+    end, after = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+    cpu = {"user": after.ru_utime - before.ru_utime, "system": after.ru_stime - before.ru_stime,
+           "faults": after.ru_minflt - before.ru_minflt}
+    return result, start, end, cpu
 if engine == "duckdb":
     with duckdb_tables(warehouse) as (_, tables):
-        result, start, end = build(tables)
+        result, start, end, cpu = build(tables)
 else:
     with tempfile.TemporaryDirectory() as tmp, spark_tables(warehouse, Path(tmp)) as (_, t):
-        result, start, end = build(t, engine="spark")
+        result, start, end, cpu = build(t, engine="spark")
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"seconds": end - start, "open_seconds": start - opening, "peak_bytes": peak,
-                  "rows": result.table.num_rows, "features": len(result.metadata["features"])}))
+                  "rows": result.table.num_rows, "features": len(result.metadata["features"]),
+                  **{f"build_{key}": value for key, value in cpu.items()}}))
 """
 
 
-def full_scan_seconds(warehouse: Path) -> tuple[float, int]:
-    """Seconds to read every column of every table the view reads, once; and rows read."""
+def cpu_seconds() -> tuple[float, float, int]:
+    """This process's user and system CPU seconds and minor page faults so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime, usage.ru_minflt
+
+
+def full_scan_seconds(warehouse: Path) -> tuple[float, int, dict[str, float]]:
+    """Seconds to read every column of every table the view reads, once; rows read; CPU.
+
+    CPU is the scan's user and system seconds and minor page faults, as for the build.
+    """
     from features.catalog import load_catalog  # noqa: PLC0415
     from features.view.engine import EXTRA_TABLES  # noqa: PLC0415
 
     con = duckdb.connect(str(warehouse), read_only=True)
     rows = 0
-    start = time.perf_counter()
+    before, start = cpu_seconds(), time.perf_counter()
     for table in (*load_catalog().tables, *EXTRA_TABLES):
         found = con.execute(f'SELECT count(*), max(hash(t)) FROM "{table}" t').fetchall()
         rows += int(found[0][0])
-    seconds = time.perf_counter() - start
+    seconds, after = time.perf_counter() - start, cpu_seconds()
     con.close()
-    return seconds, rows
+    cpu = {
+        key: a - b for key, a, b in zip(("user", "system", "faults"), after, before, strict=True)
+    }
+    return seconds, rows, cpu
 
 
 def parquet_scan_seconds(warehouse: Path, folder: Path) -> float:
@@ -197,7 +215,8 @@ def run_once(warehouse: Path, as_of: str, engine: str, folder: Path) -> dict[str
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     run: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
-    run["scan"], run["input_rows"] = full_scan_seconds(warehouse)
+    run["scan"], run["input_rows"], cpu = full_scan_seconds(warehouse)
+    run.update({f"scan_{key}": value for key, value in cpu.items()})
     run["files_scan"] = parquet_scan_seconds(warehouse, folder)
     run["load"] = os.getloadavg()[0]
     return run
@@ -231,6 +250,13 @@ def print_report(runs: list[dict[str, float]], engine: str) -> None:
         f"{median(runs, 'seconds', 'files_scan'):.1f} against the files   (target < 5)"
     )
     print(f"  with opening      {with_opening:.1f} against the tables")
+    print(f"CPU, build          user {median(runs, 'build_user'):.1f} s + system"
+          f" {median(runs, 'build_system'):.1f} s, {median(runs, 'build_faults'):,.0f} page faults"
+          " (first touch of memory: the system time)")  # fmt: skip
+    print(
+        f"CPU, table scan     user {median(runs, 'scan_user'):.1f} s + system"
+        f" {median(runs, 'scan_system'):.1f} s, {median(runs, 'scan_faults'):,.0f} page faults"
+    )
 
 
 def main() -> None:

@@ -18,7 +18,8 @@ Point in time (DOMAIN.md §3):
 
 Each part (`parts`: accounts with their month-end rows, guarantees, inquiries) is one
 per-entity aggregate with conditional aggregates; month-end rows are aggregated per account
-(`account_history`) and inquiries per subject before records are mapped to entities.
+(`account_history`, `account_delinquency`) and inquiries per subject before records are
+mapped to entities.
 `columns` turns the parts' columns into the features, for the view and for `build`.
 
 Repayment-status severity (24-month string, DOMAIN.md §3.5): N, C, *, #, /, M → 0; 1–7 (days
@@ -166,7 +167,8 @@ def known_months(ctx: ViewContext) -> ir.Table:
 def _graded(months: ir.Table) -> ir.Table:
     """``months`` with ``severity`` and ``five`` (class) ordinals and ``delinquent``."""
     return months.mutate(
-        severity=months.status.cases(*STATUS_SEVERITY.items(), else_=0),
+        # N (repaid as agreed), most months' symbol, is tested first: most rows stop there
+        severity=months.status.cases(("N", 0), *STATUS_SEVERITY.items(), else_=0),
         five=_five_class(months.five_class),
         delinquent=months.status.isin(DELINQUENT),
     )
@@ -216,27 +218,52 @@ def account_history(ctx: ViewContext, months: ir.Table) -> ir.Table:
     )
 
 
-def _last_delinquent(ctx: ViewContext, months: ir.Table) -> ir.Table:
-    """Per account, its latest delinquent month in the history a report keeps.
+@ibis.udf.agg.builtin
+def bit_or(value: int) -> int:
+    """Bitwise OR of the values (SQL ``bit_or``, the same on DuckDB and Spark)."""
 
-    That is ``policy.negative_retention_months`` (5 years, 征信业管理条例 第十六条).
+
+@ibis.udf.scalar.builtin
+def bit_count(value: int) -> int:
+    """Number of bits set (SQL ``bit_count``, the same on DuckDB and Spark)."""
+
+
+def account_delinquency(ctx: ViewContext, months: ir.Table) -> ir.Table:
+    """Per account with a delinquent month in the history a report keeps: when, and which.
+
+    The history kept is ``policy.negative_retention_months`` (5 years, 征信业管理条例 第十六条);
+    ``last_delinquent`` is its latest delinquent month. ``late_mask`` and ``sixty_mask`` have
+    one bit per month of the 24-month window (bit 0 its first month), set if the account was
+    delinquent, or 60+ days past due, that month: an entity's distinct late months are then
+    the bits of its accounts' masks OR-ed together, with no month-end row near the entity
+    mapping. (account, month) is the table's key (duplicates are quarantined at ingest), so
+    summing an account's bits ORs them.
     """
     retained = _date(months_before(ctx.as_of_month, ctx.policy.negative_retention_months))
+    start = _date(months_before(ctx.as_of_month, HISTORY_MONTHS))
     late = months.filter((months.month >= retained) & months.status.isin(DELINQUENT))
-    return late.group_by("account_id").agg(last_delinquent=late.month.max())
+    in_window = late.month >= start
+    # an engine may compute the bit before the filter: months before the window get bit 0
+    offset = (_month_index(late.month) - _month_index(start)).clip(lower=0)
+    bit = ibis.literal(1, type="int64") << offset
+    return late.group_by("account_id").agg(
+        last_delinquent=late.month.max(),
+        late_mask=bit.sum(where=in_window),
+        sixty_mask=bit.sum(where=in_window & late.status.isin(SIXTY_PLUS)),
+    )
 
 
 def _account_features(ctx: ViewContext, months: ir.Table) -> ir.Table:
     """Per entity with a known account: counts, repayment history, latest balances.
 
     Delinquent months are counted once per entity however many accounts were late that
-    month, so they are counted on the month-end rows themselves. Balances, arrears,
-    utilisation and the latest class count only accounts still open at ``as_of`` whose
-    latest known month lies in the 24-month window.
+    month: the accounts' month masks (`account_delinquency`) are OR-ed and their bits
+    counted. Balances, arrears, utilisation and the latest class count only accounts still
+    open at ``as_of`` whose latest known month lies in the 24-month window.
     """
     accounts = known_accounts(ctx)
     accounts = accounts.mutate(is_open=ctx.active(accounts.opened_on, accounts.closed_on))
-    for history in (account_history(ctx, months), _last_delinquent(ctx, months)):
+    for history in (account_history(ctx, months), account_delinquency(ctx, months)):
         accounts = accounts.left_join(history, "account_id").drop("account_id_right")
     a = ctx.by_entity(accounts, "borrower_id")
     latest = a.is_open & a.latest_month.notnull()
@@ -263,29 +290,26 @@ def _account_features(ctx: ViewContext, months: ir.Table) -> ir.Table:
         revolving_limit=revolving.ifelse(a.amount, 0.0).sum(where=latest),
         total_amount=a.amount.sum(where=latest),
         pboc_worst_five_class_latest=a.latest_five.max(where=latest),
+        late_mask=bit_or(a.late_mask),
+        sixty_mask=bit_or(a.sixty_mask),
     )
-    start = _date(months_before(ctx.as_of_month, HISTORY_MONTHS))
-    late = months.filter((months.month >= start) & months.status.isin(DELINQUENT))
-    owners = known_accounts(ctx).select("account_id", "borrower_id_key")
-    late = ctx.by_entity(late.inner_join(owners, "account_id"), "borrower_id")
-    # distinct months per entity, counted on its (entity, month) groups
-    months_late = late.group_by(ENTITY_KEY, "month").agg(
-        sixty_plus=_ones(late.status.isin(SIXTY_PLUS)).max()
-    )
-    counts = months_late.group_by(ENTITY_KEY).agg(
-        pboc_delinquent_months_24m=months_late.count(),
-        pboc_60dpd_months_24m=months_late.sixty_plus.sum(),
-    )
-    summary = summary.left_join(counts, ENTITY_KEY).drop(f"{ENTITY_KEY}_right")
     as_of_index = ctx.as_of_month.year * 12 + ctx.as_of_month.month
     return summary.mutate(
         pboc_months_since_first_account=ctx.months_since(summary.first_opened),
         pboc_months_since_delinquency=as_of_index - _month_index(summary.last_delinquent),
         pboc_revolving_utilisation=summary.revolving_balance / summary.revolving_limit.nullif(0),
         pboc_balance_to_amount=summary.pboc_balance_total / summary.total_amount.nullif(0),
+        pboc_delinquent_months_24m=bit_count(summary.late_mask),
+        pboc_60dpd_months_24m=bit_count(summary.sixty_mask),
         _pboc_accounts=ibis.literal(1),
     ).drop(
-        "first_opened", "last_delinquent", "revolving_balance", "revolving_limit", "total_amount"
+        "first_opened",
+        "last_delinquent",
+        "revolving_balance",
+        "revolving_limit",
+        "total_amount",
+        "late_mask",
+        "sixty_mask",
     )
 
 

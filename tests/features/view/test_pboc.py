@@ -182,6 +182,25 @@ def scenario() -> Book:
         month_range("2016-01", "2020-12"),
         changes={"2017-06": {"status": "5"}},
     )
+    # Two accounts late in overlapping months, one of them also before the window and in
+    # its last month: each late month counts once for the entity.
+    overlap, _ = book.entity("overlapping accounts")
+    book.account(
+        overlap,
+        "2016-01-04",
+        month_range("2016-01", "2019-05"),
+        changes={
+            "2017-05": {"status": "3"},
+            "2018-03": {"status": "1"},
+            "2018-04": {"status": "2"},
+        },
+    )
+    book.account(
+        overlap,
+        "2017-11-20",
+        month_range("2017-12", "2019-05"),
+        changes={month: {"status": "3"} for month in ("2018-04", "2018-05", "2019-05")},
+    )
     # One status symbol each, reported for 2019-03.
     for symbol in SYMBOLS:
         uscc, _ = book.entity(f"symbol {symbol}")
@@ -384,6 +403,19 @@ def test_24_month_window_and_5_year_retention(at: Any) -> None:
     assert outside.pboc_months_since_delinquency == 25
     assert at(dt.date(2022, 6, 1), "window").pboc_months_since_delinquency == 60
     assert np.isnan(at(dt.date(2022, 7, 1), "window").pboc_months_since_delinquency)
+
+
+def test_late_months_are_counted_once_across_accounts(at: Any) -> None:
+    row = at(AS_OF, "overlapping accounts")  # window 2017-06 … 2019-05
+    # 2018-03, 2018-04 (both accounts), 2018-05, 2019-05; 2017-05 is before the window
+    assert row.pboc_delinquent_months_24m == 4
+    assert row.pboc_60dpd_months_24m == 3  # 2018-04, 2018-05, 2019-05
+    assert row.pboc_worst_status_24m == 3
+    assert row.pboc_months_since_delinquency == 1
+    later = at(dt.date(2019, 12, 1), "overlapping accounts")  # window 2017-12 … 2019-11
+    assert (later.pboc_delinquent_months_24m, later.pboc_60dpd_months_24m) == (4, 3)
+    latest = at(dt.date(2020, 6, 1), "overlapping accounts")  # window 2018-06 … 2020-05
+    assert (latest.pboc_delinquent_months_24m, latest.pboc_60dpd_months_24m) == (1, 1)
 
 
 @pytest.mark.parametrize("symbol", SYMBOLS)
