@@ -96,8 +96,12 @@ def _days(ctx: ViewContext, day: ir.DateValue) -> ir.IntegerValue:
 
 
 def _count(condition: ir.BooleanValue) -> ir.FloatingScalar:
-    """How many rows meet ``condition`` (NULL counts as false), as float64."""
-    return ibis.ifelse(condition, 1.0, 0.0).sum()
+    """How many rows meet ``condition`` (NULL counts as false), as float64.
+
+    Counted as integers and cast once: a bare ``1.0`` is a DECIMAL literal to DuckDB and
+    Spark, whose sum would leave the view as DECIMAL(38, 1) while Ibis takes it for float64.
+    """
+    return ibis.ifelse(condition, 1, 0).sum().cast("float64")
 
 
 def _share(condition: ir.BooleanValue) -> ir.FloatingScalar:

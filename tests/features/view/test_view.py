@@ -25,7 +25,7 @@ from features.view import (
     pboc,
     private_lending,
 )
-from features.view.build import ViewCardinalityError, _check_cardinality
+from features.view.build import ViewCardinalityError, _check_cardinality, view_query
 from features.view.engine import duckdb_tables, spark_session, spark_tables
 from wzcredit.cli import app
 
@@ -183,6 +183,20 @@ def test_metadata_describes_every_column(warehouse: Path) -> None:
             assert frame[spec.name].notna().all(), f"{spec.name} has gaps despite fill"
     for name in ("pboc_has_file", "pl_has_registered_loan", "gov_has_record"):
         assert name in specs, f"coverage flag {name} missing"
+
+
+def test_the_engine_returns_the_declared_types(warehouse: Path) -> None:
+    """DuckDB's own result already has the view's types: nothing is converted afterwards.
+
+    A float literal is a DECIMAL to the engines, so a sum of ``1.0`` would come back as
+    DECIMAL(38, 1) while the expression claims float64.
+    """
+    with duckdb_tables(warehouse) as (backend, tables):
+        expression = view_query(ViewContext(tables, AS_OF, load_policy()))
+        raw = backend.con.sql(backend.compile(expression)).to_arrow_table()
+    declared = expression.schema().to_pyarrow()
+    assert raw.num_rows > 0
+    assert {f.name: f.type for f in raw.schema} == {f.name: f.type for f in declared}
 
 
 def test_registered_private_loans_never_count_against_the_entity() -> None:
