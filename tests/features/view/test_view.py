@@ -25,7 +25,12 @@ from features.view import (
     pboc,
     private_lending,
 )
-from features.view.build import ViewCardinalityError, _check_cardinality, view_query
+from features.view.build import (
+    ViewCardinalityError,
+    _check_cardinality,
+    in_uscc_order,
+    view_query,
+)
 from features.view.engine import duckdb_tables, spark_session, spark_tables
 from wzcredit.cli import app
 
@@ -115,6 +120,7 @@ def test_later_records_do_show_at_a_later_date(warehouse: Path) -> None:
 def test_one_row_per_active_entity(warehouse: Path) -> None:
     frame = view(warehouse)
     assert frame["uscc"].is_unique
+    assert frame["uscc"].is_monotonic_increasing  # the view is in uscc order
     con = duckdb.connect(str(warehouse), read_only=True)
     active = con.execute(
         "SELECT count(*) FROM entities WHERE registered_on < ? "
@@ -164,6 +170,57 @@ def test_cardinality_check_refuses_duplicates_and_missing_entities() -> None:
     ):
         with pytest.raises(ViewCardinalityError):
             _check_cardinality(table, population)
+
+
+def test_rows_are_put_in_uscc_order_from_sorted_runs_or_sorted() -> None:
+    def table(keys: list[str | None]) -> pa.Table:
+        return pa.table({"uscc": keys, "x": list(range(len(keys)))})
+
+    # one run per thread, each in order: merged block by block, no row copied
+    runs = pa.concat_tables([table(["D", "E", "F"]), table(["A", "B", "C"])])
+    ordered = in_uscc_order(runs)
+    assert ordered["uscc"].to_pylist() == ["A", "B", "C", "D", "E", "F"]
+    assert ordered["x"].to_pylist() == [0, 1, 2, 0, 1, 2]  # each row kept with its values
+    assert ordered["x"].chunk(0).buffers()[1].address == runs["x"].chunk(1).buffers()[1].address
+    interleaved = in_uscc_order(table(["B", "D", "A", "C"]))  # runs B D and A C
+    assert interleaved["uscc"].to_pylist() == ["A", "B", "C", "D"]
+    assert interleaved["x"].to_pylist() == [2, 0, 3, 1]
+    assert in_uscc_order(table(["C", "A", "B"]))["x"].to_pylist() == [1, 2, 0]
+    # NULL keys: sorted, NULLs last
+    assert in_uscc_order(table(["B", None, "A"]))["uscc"].to_pylist() == ["A", "B", None]
+    # in order already, or too short to be out of it: the same table
+    already = table(["A", "B"])
+    assert in_uscc_order(already) is already
+    assert in_uscc_order(table([]))["uscc"].to_pylist() == []
+    # a duplicate across two runs is kept beside its twin, for the cardinality check
+    twins = in_uscc_order(pa.concat_tables([table(["B", "C"]), table(["A", "B"])]))
+    assert twins["uscc"].to_pylist() == ["A", "B", "B", "C"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_sorted_blocks_dealt_to_threads_come_back_in_order(seed: int) -> None:
+    """Sorted keys cut into blocks, dealt to threads, each thread's blocks in order."""
+    rng = np.random.default_rng(seed)
+    keys = sorted({f"{k:018d}" for k in rng.integers(0, 10**12, size=int(rng.integers(2, 3000)))})
+    cuts = np.sort(rng.choice(np.arange(1, len(keys)), size=min(len(keys) - 1, 40), replace=False))
+    blocks = np.split(np.arange(len(keys)), cuts)
+    threads = int(rng.integers(1, 5))
+    dealt = [np.concatenate(blocks[t::threads] or [np.array([], int)]) for t in range(threads)]
+    rows = np.concatenate(dealt).astype(int)
+    shuffled = pa.table({"uscc": [keys[i] for i in rows], "x": rows})
+    ordered = in_uscc_order(shuffled)
+    assert ordered["uscc"].to_pylist() == keys
+    assert ordered["x"].to_pylist() == list(range(len(keys)))
+    assert ordered["x"].num_chunks <= len(blocks)  # whole blocks moved, not rows
+
+
+def test_rows_interleaved_one_by_one_are_sorted_instead(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("features.view.build.MAX_BLOCKS", 3)
+    keys = [f"{k:02d}" for k in range(12)]
+    dealt = keys[0::2] + keys[1::2]  # two runs that alternate row by row
+    ordered = in_uscc_order(pa.table({"uscc": dealt}))
+    assert ordered["uscc"].to_pylist() == keys
+    assert ordered["uscc"].num_chunks == 1  # sorted: one new chunk, not 12 slices
 
 
 def test_metadata_describes_every_column(warehouse: Path) -> None:
