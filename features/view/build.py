@@ -12,7 +12,9 @@ aggregates (the large ones, month-end rows and inquiries, per account or subject
 entity mapping; a few selective re-reads remain where an aggregate needs other rows); the
 parts join the population in one flat chain of left joins; records are mapped onto the
 population's entities only; every mapping, aggregate and join is on the integer surrogate keys
-assigned at ingest (`features.warehouse`), never on the identifier strings.
+assigned at ingest (`features.warehouse`), never on the identifier strings. On DuckDB the
+finished view is never sorted: the population is, before the joins, and the rows come back in
+sorted runs that `in_uscc_order` merges without copying them (`view_query`).
 """
 
 from __future__ import annotations
