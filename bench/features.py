@@ -19,7 +19,8 @@ average).
 ``--profile`` (DuckDB) also runs the view's query once under DuckDB's profiler and prints
 where its CPU time goes: the Python side (building and compiling the Ibis expression), then
 the operators of each part joined onto the population (by the warehouse tables it reads),
-the join chain itself, and the sort, projection and result conversion at the end.
+the join chain itself, the sort of the population (on DuckDB the finished view is not sorted:
+`features.view.build.view_query`), and the projection and result conversion at the end.
 
 Targets (issue 4): under 2 minutes and 8 GiB on 2 cores; build / full scan under 5.
 """
@@ -155,7 +156,7 @@ def profile_breakdown(plan: dict[str, Any]) -> tuple[dict[str, float], float]:
 
     The population's left-join chain is the spine: each join's build side is one part,
     labelled by the warehouse tables it reads; everything else on the spine (the joins
-    themselves, the final projection, the sort, the result) is reported by operator.
+    themselves, the final projection, the population's sort, the result) is reported by operator.
     """
     costs: dict[str, float] = {}
 
