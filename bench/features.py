@@ -51,15 +51,14 @@ import datetime as dt, json, resource, sys, tempfile, time
 from pathlib import Path
 from features.view import build_view
 from features.view.engine import duckdb_tables, spark_tables
+from bench.features import cpu_seconds, cpu_since
 warehouse, as_of, engine = Path(sys.argv[1]), dt.date.fromisoformat(sys.argv[2]), sys.argv[3]
 opening = time.perf_counter()
 def build(tables, **kwargs):
     tables["lpr"].limit(1).to_pyarrow()  # one-time imports of the result path (pandas ...)
-    before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    before, start = cpu_seconds(), time.perf_counter()
     result = build_view(tables, as_of, **kwargs)
-    end, after = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-    cpu = {"user": after.ru_utime - before.ru_utime, "system": after.ru_stime - before.ru_stime,
-           "faults": after.ru_minflt - before.ru_minflt}
+    end, cpu = time.perf_counter(), cpu_since(before)
     return result, start, end, cpu
 if engine == "duckdb":
     with duckdb_tables(warehouse) as (_, tables):
@@ -80,6 +79,12 @@ def cpu_seconds() -> tuple[float, float, int]:
     return usage.ru_utime, usage.ru_stime, usage.ru_minflt
 
 
+def cpu_since(before: tuple[float, float, int]) -> dict[str, float]:
+    """``user``, ``system`` CPU seconds and page ``faults`` since `cpu_seconds` gave ``before``."""
+    now = cpu_seconds()
+    return {key: n - b for key, n, b in zip(("user", "system", "faults"), now, before, strict=True)}
+
+
 def full_scan_seconds(warehouse: Path) -> tuple[float, int, dict[str, float]]:
     """Seconds to read every column of every table the view reads, once; rows read; CPU.
 
@@ -94,11 +99,8 @@ def full_scan_seconds(warehouse: Path) -> tuple[float, int, dict[str, float]]:
     for table in (*load_catalog().tables, *EXTRA_TABLES):
         found = con.execute(f'SELECT count(*), max(hash(t)) FROM "{table}" t').fetchall()
         rows += int(found[0][0])
-    seconds, after = time.perf_counter() - start, cpu_seconds()
+    seconds, cpu = time.perf_counter() - start, cpu_since(before)
     con.close()
-    cpu = {
-        key: a - b for key, a, b in zip(("user", "system", "faults"), after, before, strict=True)
-    }
     return seconds, rows, cpu
 
 
